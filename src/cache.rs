@@ -1,0 +1,259 @@
+//! One cache's desired state: its names, labels and the container it runs.
+
+use sha2::{Digest, Sha256};
+
+use crate::config::{Config, Registry};
+use crate::podman::RunSpec;
+
+/// Labels drcache puts on what it owns.
+pub const LABEL_REGISTRY: &str = "drcache.registry";
+pub const LABEL_PREFIX: &str = "drcache.prefix";
+pub const LABEL_HASH: &str = "drcache.config-hash";
+pub const LABEL_MODE: &str = "drcache.mode";
+
+/// Ports inside the registry container.
+pub const REGISTRY_PORT: u16 = 5000;
+pub const DEBUG_PORT: u16 = 5001;
+const STORAGE_PATH: &str = "/var/lib/registry";
+
+/// A cache that dies (crash, OOM kill) is restarted by podman itself. The
+/// retry limit stops an endless loop when the registry cannot start at all,
+/// e.g. proxy mode with the upstream unreachable; `drcache start` deals with that.
+/// `podman stop` marks a container as stopped by the user, so `drcache stop` sticks.
+pub const RESTART_POLICY: &str = "on-failure:5";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Pull-through cache of the upstream.
+    Proxy,
+    /// Serve what is cached, read-only, without contacting the upstream.
+    Offline,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Proxy => "proxy",
+            Mode::Offline => "offline",
+        }
+    }
+}
+
+/// `<prefix>-<registry with '.' and ':' as '-'>`, the container and volume name.
+pub fn resource_name(prefix: &str, registry: &str) -> String {
+    format!("{prefix}-{}", registry.replace(['.', ':'], "-"))
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheSpec {
+    pub registry: Registry,
+    pub prefix: String,
+    pub container: String,
+    pub volume: String,
+    pub image: String,
+    pub bind: String,
+    pub mode: Mode,
+}
+
+impl CacheSpec {
+    pub fn new(config: &Config, registry: &Registry, mode: Mode) -> Self {
+        let name = resource_name(&config.prefix, &registry.name);
+        CacheSpec {
+            registry: registry.clone(),
+            prefix: config.prefix.clone(),
+            container: name.clone(),
+            volume: name,
+            image: config.image.clone(),
+            bind: config.bind.clone(),
+            mode,
+        }
+    }
+
+    /// The address to probe the cache on from this host.
+    pub fn probe_addr(&self) -> String {
+        let host = match self.bind.as_str() {
+            "" | "0.0.0.0" => "127.0.0.1".to_string(),
+            "::" => "[::1]".to_string(),
+            ip if ip.contains(':') => format!("[{ip}]"),
+            ip => ip.to_string(),
+        };
+        format!("{host}:{}", self.registry.port)
+    }
+
+    fn env(&self) -> Vec<(String, String)> {
+        let mut env = vec![
+            // registry:3 logs at debug level and exports traces unless told not to.
+            ("REGISTRY_LOG_LEVEL".into(), "info".into()),
+            ("OTEL_TRACES_EXPORTER".into(), "none".into()),
+            // Counters for `drcache stats`, on a port published on loopback only.
+            ("REGISTRY_HTTP_DEBUG_ADDR".into(), format!(":{DEBUG_PORT}")),
+            ("REGISTRY_HTTP_DEBUG_PROMETHEUS_ENABLED".into(), "true".into()),
+        ];
+        match self.mode {
+            Mode::Proxy => {
+                env.push((
+                    "REGISTRY_PROXY_REMOTEURL".into(),
+                    self.registry.upstream.clone(),
+                ));
+                if let Some(ttl) = &self.registry.ttl {
+                    env.push(("REGISTRY_PROXY_TTL".into(), ttl.clone()));
+                }
+            }
+            Mode::Offline => {
+                env.push((
+                    "REGISTRY_STORAGE_MAINTENANCE_READONLY".into(),
+                    "{\"enabled\": true}".into(),
+                ));
+            }
+        }
+        env
+    }
+
+    /// Everything that defines the container except the hash label itself.
+    fn run_spec_without_hash(&self) -> RunSpec {
+        let publish_host = if self.bind.is_empty() {
+            String::new()
+        } else if self.bind.contains(':') {
+            format!("[{}]:", self.bind)
+        } else {
+            format!("{}:", self.bind)
+        };
+        RunSpec {
+            name: self.container.clone(),
+            image: self.image.clone(),
+            publish: vec![
+                format!("{publish_host}{}:{REGISTRY_PORT}", self.registry.port),
+                // Any free loopback port: only drcache on this host reads it.
+                format!("127.0.0.1::{DEBUG_PORT}"),
+            ],
+            volumes: vec![format!("{}:{STORAGE_PATH}", self.volume)],
+            env: self.env(),
+            labels: vec![
+                (LABEL_REGISTRY.into(), self.registry.name.clone()),
+                (LABEL_PREFIX.into(), self.prefix.clone()),
+                (LABEL_MODE.into(), self.mode.as_str().into()),
+            ],
+            restart: RESTART_POLICY.into(),
+        }
+    }
+
+    /// A short digest of the container definition, stored as a label so that
+    /// a changed configuration (image included) is seen without inspecting.
+    pub fn config_hash(&self) -> String {
+        let spec = self.run_spec_without_hash();
+        let mut hasher = Sha256::new();
+        hasher.update(format!("{spec:?}").as_bytes());
+        hasher
+            .finalize()
+            .iter()
+            .take(8)
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
+    pub fn run_spec(&self) -> RunSpec {
+        let mut spec = self.run_spec_without_hash();
+        spec.labels.push((LABEL_HASH.into(), self.config_hash()));
+        spec
+    }
+
+    pub fn volume_labels(&self) -> Vec<(String, String)> {
+        vec![
+            (LABEL_REGISTRY.into(), self.registry.name.clone()),
+            (LABEL_PREFIX.into(), self.prefix.clone()),
+        ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config;
+
+    fn default_specs() -> Vec<CacheSpec> {
+        let c = config::load(None).unwrap();
+        c.registries
+            .iter()
+            .map(|r| CacheSpec::new(&c, r, Mode::Proxy))
+            .collect()
+    }
+
+    #[test]
+    fn names_match_drenv() {
+        let names: Vec<String> = default_specs().into_iter().map(|s| s.container).collect();
+        assert_eq!(
+            names,
+            [
+                "drenv-cache-quay-io",
+                "drenv-cache-docker-io",
+                "drenv-cache-registry-k8s-io",
+                "drenv-cache-ghcr-io",
+                "drenv-cache-gcr-io"
+            ]
+        );
+        assert_eq!(resource_name("p", "localhost:5000"), "p-localhost-5000");
+    }
+
+    #[test]
+    fn run_spec_of_docker_io() {
+        let spec = default_specs().remove(1);
+        let run = spec.run_spec();
+        assert_eq!(run.name, "drenv-cache-docker-io");
+        assert_eq!(run.image, "docker.io/library/registry:3");
+        assert_eq!(run.publish, ["5052:5000", "127.0.0.1::5001"]);
+        assert_eq!(run.volumes, ["drenv-cache-docker-io:/var/lib/registry"]);
+        assert!(run.env.contains(&(
+            "REGISTRY_PROXY_REMOTEURL".into(),
+            "https://registry-1.docker.io".into()
+        )));
+        assert!(run.env.contains(&("OTEL_TRACES_EXPORTER".into(), "none".into())));
+        assert!(run.env.contains(&("REGISTRY_LOG_LEVEL".into(), "info".into())));
+        assert!(run
+            .labels
+            .contains(&(LABEL_HASH.into(), spec.config_hash())));
+        assert_eq!(spec.config_hash().len(), 16);
+    }
+
+    #[test]
+    fn hash_changes_with_everything_that_defines_the_container() {
+        let base = default_specs().remove(0);
+        let mut variants = vec![base.clone(); 5];
+        variants[0].image = "localhost/other:1".into();
+        variants[1].registry.port = 6000;
+        variants[2].registry.upstream = "http://127.0.0.1:1".into();
+        variants[3].bind = "127.0.0.1".into();
+        variants[4].mode = Mode::Offline;
+        for v in &variants {
+            assert_ne!(v.config_hash(), base.config_hash(), "{v:?}");
+        }
+        let mut ttl = base.clone();
+        ttl.registry.ttl = Some("1h".into());
+        assert_ne!(ttl.config_hash(), base.config_hash());
+        assert_eq!(base.clone().config_hash(), base.config_hash());
+    }
+
+    #[test]
+    fn bind_address_is_used_for_publishing_and_probing() {
+        let mut spec = default_specs().remove(0);
+        assert_eq!(spec.probe_addr(), "127.0.0.1:5051");
+        spec.bind = "192.168.122.1".into();
+        assert_eq!(spec.run_spec().publish[0], "192.168.122.1:5051:5000");
+        assert_eq!(spec.probe_addr(), "192.168.122.1:5051");
+        spec.bind = "::1".into();
+        assert_eq!(spec.run_spec().publish[0], "[::1]:5051:5000");
+        assert_eq!(spec.probe_addr(), "[::1]:5051");
+    }
+
+    #[test]
+    fn offline_mode_has_no_upstream_and_is_read_only() {
+        let mut spec = default_specs().remove(0);
+        spec.mode = Mode::Offline;
+        let run = spec.run_spec();
+        assert!(!run.env.iter().any(|(k, _)| k == "REGISTRY_PROXY_REMOTEURL"));
+        assert!(run
+            .env
+            .iter()
+            .any(|(k, _)| k == "REGISTRY_STORAGE_MAINTENANCE_READONLY"));
+        assert!(run.labels.contains(&(LABEL_MODE.into(), "offline".into())));
+    }
+}

@@ -1,0 +1,116 @@
+//! Command-line interface. Global options work before or after the subcommand.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::ui::ColorChoice;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "drcache",
+    version,
+    about = "Local pull-through caches of container registries for minikube clusters",
+    long_about = "Runs one registry container per upstream registry (quay.io, docker.io, \
+                  registry.k8s.io, ghcr.io, gcr.io) in proxy mode with podman, so cluster \
+                  nodes pull each image from the internet once."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct GlobalArgs {
+    /// Config file (default: $DRCACHE_CONFIG, then $XDG_CONFIG_HOME/drcache/config.toml
+    /// when it exists, then the embedded default)
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Show every command run, as `+ podman ...`
+    #[arg(short, long, global = true, conflicts_with = "quiet")]
+    pub verbose: bool,
+
+    /// Print only errors and warnings
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+
+    /// Run queries but change nothing; print each change instead
+    #[arg(long, global = true)]
+    pub dry_run: bool,
+
+    /// Print a machine-readable report on stdout
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// Color human output (also off when NO_COLOR is set)
+    #[arg(long, global = true, value_enum, default_value = "auto", value_name = "WHEN")]
+    pub color: ColorChoice,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create or start the caches and wait until they answer
+    Start(StartArgs),
+    /// Stop the caches; containers and cached data are kept
+    Stop(SelectArgs),
+    /// Show each cache's state and readiness (exit 3 when any is not ready)
+    Status(SelectArgs),
+    /// Remove the cache containers (and with --volumes, their cached data)
+    Clean(CleanArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SelectArgs {
+    /// Registries to act on (default: all configured)
+    #[arg(value_name = "REGISTRY")]
+    pub registries: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct StartArgs {
+    #[command(flatten)]
+    pub select: SelectArgs,
+
+    /// Seconds to wait for the caches to answer
+    #[arg(long, default_value_t = 30, value_name = "SECONDS")]
+    pub timeout: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct CleanArgs {
+    #[command(flatten)]
+    pub select: SelectArgs,
+
+    /// Also remove the caches' volumes (the cached images)
+    #[arg(long)]
+    pub volumes: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn global_options_work_after_the_subcommand() {
+        let cli = Cli::try_parse_from(["drcache", "status", "--json", "-v", "--config", "c.toml"])
+            .unwrap();
+        assert!(cli.global.json && cli.global.verbose);
+        assert_eq!(cli.global.config, Some(PathBuf::from("c.toml")));
+        let cli = Cli::try_parse_from(["drcache", "--dry-run", "start", "quay.io"]).unwrap();
+        assert!(cli.global.dry_run);
+        match cli.command {
+            Command::Start(a) => assert_eq!(a.select.registries, ["quay.io"]),
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+}

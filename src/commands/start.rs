@@ -1,0 +1,106 @@
+use std::time::Duration;
+
+use anyhow::Result;
+use serde_json::json;
+
+use crate::cli::StartArgs;
+use crate::context::Context;
+use crate::errors::{exit, Unsatisfied};
+use crate::lock;
+use crate::reconcile::{self, Facts, Outcome};
+use crate::registry_http::Probe;
+use crate::ui::Tone;
+
+pub fn run(ctx: &Context, args: &StartArgs) -> Result<()> {
+    let specs = ctx.specs(&args.select.registries)?;
+    let podman = ctx.podman()?;
+    let _lock = lock::acquire(&ctx.config.prefix, || {
+        ctx.ui.info("waiting for another drcache run to finish...")
+    })?;
+    let facts = Facts::read(&podman)?;
+    let timeout = Duration::from_secs(args.timeout);
+    let outcomes = super::parallel(&specs, |spec| {
+        reconcile::apply(&podman, spec, &facts, timeout, ctx.dry_run)
+    });
+
+    if ctx.json {
+        let caches: Vec<_> = outcomes.iter().map(outcome_json).collect();
+        println!("{}", json!({ "caches": caches }));
+    }
+    for o in &outcomes {
+        ctx.ui.info(&describe(ctx, o));
+    }
+    summarize(&outcomes, ctx.dry_run)
+}
+
+fn outcome_json(o: &Outcome) -> serde_json::Value {
+    json!({
+        "registry": o.registry,
+        "port": o.port,
+        "action": o.action.past_tense(),
+        "volume_created": o.volume_created,
+        "ready": o.ready(),
+        "error": o.error,
+        "seconds": (o.elapsed.as_secs_f64() * 1000.0).round() / 1000.0,
+    })
+}
+
+fn describe(ctx: &Context, o: &Outcome) -> String {
+    let ui = &ctx.ui;
+    let name = format!("{:<16} :{:<5}", o.registry, o.port);
+    if let Some(error) = &o.error {
+        return format!("{name} {}  {error}", ui.paint(Tone::Bad, "failed"));
+    }
+    let action = if ctx.dry_run && o.action != reconcile::Action::Unchanged {
+        format!("would be {}", o.action.past_tense())
+    } else {
+        o.action.past_tense().to_string()
+    };
+    let volume = if o.volume_created { ", new volume" } else { "" };
+    let state = match &o.probe {
+        None => String::new(),
+        Some(Probe::Ready) => ui.paint(
+            Tone::Good,
+            &format!("ready in {:.1}s", o.elapsed.as_secs_f64()),
+        ),
+        Some(Probe::Status(code)) => ui.paint(Tone::Bad, &format!("not ready: /v2/ answered {code}")),
+        Some(Probe::Unreachable(why)) => ui.paint(Tone::Bad, &format!("not ready: {why}")),
+    };
+    format!("{name} {:<12} {state}{volume}", action)
+}
+
+fn summarize(outcomes: &[Outcome], dry_run: bool) -> Result<()> {
+    let failed: Vec<&str> = outcomes
+        .iter()
+        .filter(|o| !o.ok())
+        .map(|o| o.registry.as_str())
+        .collect();
+    if !failed.is_empty() {
+        return Err(Unsatisfied {
+            message: format!(
+                "{} of {} caches failed: {}",
+                failed.len(),
+                outcomes.len(),
+                failed.join(", ")
+            ),
+            code: exit::FAILURE,
+        }
+        .into());
+    }
+    let not_ready: Vec<&str> = outcomes
+        .iter()
+        .filter(|o| !dry_run && !o.ready())
+        .map(|o| o.registry.as_str())
+        .collect();
+    if !not_ready.is_empty() {
+        return Err(Unsatisfied {
+            message: format!(
+                "not ready in time: {}; see `drcache status` and `podman logs <container>`",
+                not_ready.join(", ")
+            ),
+            code: exit::NOT_READY,
+        }
+        .into());
+    }
+    Ok(())
+}

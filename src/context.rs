@@ -1,0 +1,75 @@
+//! What every command needs: output, the runner, the configuration, tools.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+
+use crate::cache::{CacheSpec, Mode};
+use crate::cli::GlobalArgs;
+use crate::config::{self, Config, Registry};
+use crate::errors::UsageError;
+use crate::exec::Runner;
+use crate::podman::Podman;
+use crate::tools;
+use crate::ui::Ui;
+
+pub struct Context {
+    pub ui: Ui,
+    pub runner: Runner,
+    pub config: Config,
+    pub json: bool,
+    pub dry_run: bool,
+}
+
+impl Context {
+    pub fn new(global: &GlobalArgs) -> Result<Self> {
+        let ui = Ui::new(global.verbose, global.quiet, global.color);
+        let env_path = |name: &str| std::env::var_os(name).map(PathBuf::from);
+        let path = config::locate(
+            global.config.as_deref(),
+            env_path("DRCACHE_CONFIG"),
+            env_path("XDG_CONFIG_HOME"),
+            env_path("HOME"),
+        );
+        let config = config::load(path.as_deref())?;
+        Ok(Context {
+            runner: Runner::new(ui.clone(), global.dry_run),
+            ui,
+            config,
+            json: global.json,
+            dry_run: global.dry_run,
+        })
+    }
+
+    pub fn podman(&self) -> Result<Podman<'_>> {
+        Ok(Podman::new(tools::find(&tools::PODMAN)?, &self.runner))
+    }
+
+    /// The registries named on the command line, or all of them.
+    pub fn select(&self, names: &[String]) -> Result<Vec<&Registry>> {
+        if names.is_empty() {
+            return Ok(self.config.registries.iter().collect());
+        }
+        names
+            .iter()
+            .map(|name| {
+                self.config.registry(name).ok_or_else(|| {
+                    UsageError(format!(
+                        "unknown registry {name:?}; configured: {}",
+                        self.config.registry_names().join(", ")
+                    ))
+                    .into()
+                })
+            })
+            .collect()
+    }
+
+    /// Desired proxy-mode specs of the selected registries.
+    pub fn specs(&self, names: &[String]) -> Result<Vec<CacheSpec>> {
+        Ok(self
+            .select(names)?
+            .into_iter()
+            .map(|r| CacheSpec::new(&self.config, r, Mode::Proxy))
+            .collect())
+    }
+}

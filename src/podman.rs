@@ -1,0 +1,363 @@
+//! Typed podman calls and the parts of its JSON output that drcache reads.
+//! Only flags that podman 4.3 and 5.x both know are used.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Deserializer};
+
+use crate::exec::{Cmd, CommandError, Output, Runner};
+
+/// `null` in podman's JSON means the same as an absent key.
+fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
+}
+
+/// One entry of `podman ps -a --format json`.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct Container {
+    pub id: String,
+    #[serde(deserialize_with = "null_as_default")]
+    pub names: Vec<String>,
+    pub state: String,
+    pub exit_code: i32,
+    #[serde(deserialize_with = "null_as_default")]
+    pub labels: HashMap<String, String>,
+    pub image: String,
+    #[serde(deserialize_with = "null_as_default")]
+    pub ports: Vec<PortMapping>,
+    /// Unix seconds; 0 or negative when never started.
+    pub started_at: i64,
+}
+
+impl Container {
+    pub fn name(&self) -> &str {
+        self.names.first().map(String::as_str).unwrap_or("")
+    }
+
+    pub fn label(&self, key: &str) -> Option<&str> {
+        self.labels.get(key).map(String::as_str)
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.state == "running"
+    }
+
+    /// The host port published for `container_port`, if any.
+    pub fn host_port(&self, container_port: u16) -> Option<u16> {
+        self.ports
+            .iter()
+            .find(|p| p.container_port == container_port)
+            .map(|p| p.host_port)
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct PortMapping {
+    #[serde(alias = "hostIP")]
+    pub host_ip: String,
+    #[serde(alias = "containerPort")]
+    pub container_port: u16,
+    #[serde(alias = "hostPort")]
+    pub host_port: u16,
+}
+
+/// One entry of `podman volume ls --format json`.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct Volume {
+    pub name: String,
+    #[serde(deserialize_with = "null_as_default")]
+    pub labels: HashMap<String, String>,
+    pub mountpoint: String,
+}
+
+impl Volume {
+    pub fn label(&self, key: &str) -> Option<&str> {
+        self.labels.get(key).map(String::as_str)
+    }
+}
+
+pub fn parse_containers(json: &str) -> Result<Vec<Container>> {
+    parse_list(json).context("cannot parse the output of `podman ps -a --format json`")
+}
+
+pub fn parse_volumes(json: &str) -> Result<Vec<Volume>> {
+    parse_list(json).context("cannot parse the output of `podman volume ls --format json`")
+}
+
+fn parse_list<T: for<'de> Deserialize<'de>>(json: &str) -> Result<Vec<T>> {
+    // Some podman versions print nothing at all instead of `[]`.
+    if json.trim().is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(serde_json::from_str::<Option<Vec<T>>>(json)?.unwrap_or_default())
+}
+
+/// Everything `podman run` needs to create a cache container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunSpec {
+    pub name: String,
+    pub image: String,
+    pub publish: Vec<String>,
+    pub volumes: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub labels: Vec<(String, String)>,
+    pub restart: String,
+}
+
+impl RunSpec {
+    pub fn argv(&self) -> Vec<String> {
+        let mut argv = vec![
+            "run".to_string(),
+            "--detach".into(),
+            "--name".into(),
+            self.name.clone(),
+            format!("--restart={}", self.restart),
+        ];
+        for p in &self.publish {
+            argv.extend(["--publish".into(), p.clone()]);
+        }
+        for v in &self.volumes {
+            argv.extend(["--volume".into(), v.clone()]);
+        }
+        for (k, v) in &self.labels {
+            argv.extend(["--label".into(), format!("{k}={v}")]);
+        }
+        for (k, v) in &self.env {
+            argv.extend(["--env".into(), format!("{k}={v}")]);
+        }
+        argv.push(self.image.clone());
+        argv
+    }
+}
+
+/// What a podman failure most likely means, judged from its stderr.
+pub fn hint_for(stderr: &str) -> Option<String> {
+    let s = stderr.to_ascii_lowercase();
+    if s.contains("cannot connect to podman") || s.contains("podman machine") {
+        Some("start the podman machine: `podman machine start`".into())
+    } else if s.contains("address already in use") {
+        Some("another process holds the port: stop it, or give the cache another `port` in the config".into())
+    } else if s.contains("image not known") || s.contains("manifest unknown") {
+        Some("check the `image` setting in the config, or pull the image first with `podman pull`".into())
+    } else if s.contains("permission denied") {
+        Some("check that you may run podman, e.g. `podman info`".into())
+    } else {
+        None
+    }
+}
+
+/// Typed access to one podman executable.
+#[derive(Debug, Clone)]
+pub struct Podman<'r> {
+    program: PathBuf,
+    runner: &'r Runner,
+}
+
+impl<'r> Podman<'r> {
+    pub fn new(program: PathBuf, runner: &'r Runner) -> Self {
+        Podman { program, runner }
+    }
+
+    fn query(&self) -> Cmd {
+        Cmd::query(&self.program, "podman")
+    }
+
+    fn mutation(&self) -> Cmd {
+        Cmd::mutation(&self.program, "podman")
+    }
+
+    fn run(&self, cmd: Cmd) -> Result<Output, CommandError> {
+        self.runner.run(&cmd).map_err(|mut e| {
+            e.hint = hint_for(&e.stderr_tail).or(e.hint);
+            e
+        })
+    }
+
+    /// All containers in any state, in one call.
+    pub fn containers(&self) -> Result<Vec<Container>> {
+        let out = self.run(self.query().args(["ps", "--all", "--format", "json"]))?;
+        parse_containers(&out.stdout)
+    }
+
+    /// All volumes, in one call.
+    pub fn volumes(&self) -> Result<Vec<Volume>> {
+        let out = self.run(self.query().args(["volume", "ls", "--format", "json"]))?;
+        parse_volumes(&out.stdout)
+    }
+
+    /// Create a labelled volume. Another run creating it first is fine:
+    /// podman 4.3 has no `--ignore` for this.
+    pub fn create_volume(&self, name: &str, labels: &[(String, String)]) -> Result<()> {
+        let mut cmd = self.mutation().args(["volume", "create"]);
+        for (k, v) in labels {
+            cmd = cmd.args(["--label".to_string(), format!("{k}={v}")]);
+        }
+        match self.run(cmd.arg(name)) {
+            Ok(_) => Ok(()),
+            Err(e) if e.stderr_tail.contains("already exists") => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// `podman run --detach`; returns the new container's id.
+    pub fn run_container(&self, spec: &RunSpec) -> Result<String, CommandError> {
+        let out = self.run(self.mutation().args(spec.argv()))?;
+        Ok(out.stdout.trim().to_string())
+    }
+
+    pub fn start(&self, names: &[String]) -> Result<(), CommandError> {
+        self.run(self.mutation().arg("start").args(names.iter().cloned()))
+            .map(drop)
+    }
+
+    pub fn stop(&self, names: &[String]) -> Result<(), CommandError> {
+        self.run(
+            self.mutation()
+                .args(["stop", "--ignore"])
+                .args(names.iter().cloned()),
+        )
+        .map(drop)
+    }
+
+    /// Remove containers in any state; missing ones are not an error.
+    pub fn remove(&self, names: &[String]) -> Result<(), CommandError> {
+        self.run(
+            self.mutation()
+                .args(["rm", "--force", "--ignore"])
+                .args(names.iter().cloned()),
+        )
+        .map(drop)
+    }
+
+    pub fn remove_volumes(&self, names: &[String]) -> Result<(), CommandError> {
+        self.run(
+            self.mutation()
+                .args(["volume", "rm"])
+                .args(names.iter().cloned()),
+        )
+        .map(drop)
+    }
+
+    /// The last lines a container logged (stdout and stderr together).
+    pub fn logs_tail(&self, name: &str, lines: usize) -> Result<String, CommandError> {
+        let out = self.run(self.query().args([
+            "logs".to_string(),
+            "--tail".into(),
+            lines.to_string(),
+            name.into(),
+        ]))?;
+        Ok(format!("{}{}", out.stdout, out.stderr))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> String {
+        let path = format!(
+            "{}/tests/fixtures/podman/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    #[test]
+    fn parses_ps_of_a_running_cache() {
+        let list = parse_containers(&fixture("podman-ps-a-cache.json")).unwrap();
+        assert_eq!(list.len(), 1);
+        let c = &list[0];
+        assert_eq!(c.name(), "drenv-cache-quay-io");
+        assert!(c.is_running());
+        assert_eq!(c.label("drenv.cache"), Some("quay.io"));
+        assert_eq!(c.host_port(5000), Some(15051));
+        assert_eq!(c.host_port(5001), None);
+        assert!(c.started_at > 0);
+    }
+
+    #[test]
+    fn parses_ps_of_exited_containers() {
+        let list = parse_containers(&fixture("podman-ps-a-exited.json")).unwrap();
+        let cache = list
+            .iter()
+            .find(|c| c.name() == "drenv-cache-quay-io")
+            .unwrap();
+        assert_eq!(cache.state, "exited");
+        assert_eq!(cache.exit_code, 2);
+    }
+
+    #[test]
+    fn parses_every_ps_fixture() {
+        for name in [
+            "podman-ps-a.json",
+            "podman-ps-filter-label.json",
+            "podman-ps-cache-from-e2e.json",
+        ] {
+            let list = parse_containers(&fixture(name)).unwrap();
+            assert!(list.iter().all(|c| !c.id.is_empty()), "{name}");
+        }
+    }
+
+    #[test]
+    fn parses_volumes() {
+        let list = parse_volumes(&fixture("podman-volume-ls-cache.json")).unwrap();
+        assert_eq!(list[0].name, "drenv-cache-quay-io");
+        assert!(list[0].labels.is_empty());
+        assert!(list[0].mountpoint.ends_with("/_data"));
+        assert!(parse_volumes(&fixture("podman-volume-ls.json")).is_ok());
+    }
+
+    #[test]
+    fn tolerates_nulls_unknown_keys_and_empty_output() {
+        let json = r#"[{"Id":"x","Names":null,"Labels":null,"Ports":null,"Mounts":[{"Type":"volume"}],"NewField":1}]"#;
+        let list = parse_containers(json).unwrap();
+        assert_eq!(list[0].name(), "");
+        assert!(parse_containers("").unwrap().is_empty());
+        assert!(parse_containers("null").unwrap().is_empty());
+        assert!(parse_volumes("[]").unwrap().is_empty());
+    }
+
+    #[test]
+    fn garbage_is_an_error_naming_the_command() {
+        let err = parse_containers("{not json").unwrap_err();
+        assert!(format!("{err:#}").contains("podman ps -a --format json"));
+    }
+
+    #[test]
+    fn run_argv() {
+        let spec = RunSpec {
+            name: "c".into(),
+            image: "img:1".into(),
+            publish: vec!["5051:5000".into()],
+            volumes: vec!["c:/var/lib/registry".into()],
+            env: vec![("A".into(), "b".into())],
+            labels: vec![("l".into(), "v".into())],
+            restart: "on-failure:5".into(),
+        };
+        assert_eq!(
+            spec.argv().join(" "),
+            "run --detach --name c --restart=on-failure:5 --publish 5051:5000 \
+             --volume c:/var/lib/registry --label l=v --env A=b img:1"
+        );
+    }
+
+    #[test]
+    fn hints_for_known_failures() {
+        assert!(hint_for("Error: Cannot connect to Podman. Please verify...")
+            .unwrap()
+            .contains("podman machine start"));
+        assert!(hint_for("rootlessport listen tcp 0.0.0.0:5051: bind: address already in use")
+            .unwrap()
+            .contains("port"));
+        assert_eq!(hint_for("something else"), None);
+    }
+}

@@ -1,0 +1,271 @@
+//! Desired caches vs what podman has -> a plan per cache -> applied in parallel.
+
+use std::net::TcpListener;
+use std::time::{Duration, Instant};
+
+use crate::cache::{CacheSpec, LABEL_HASH};
+use crate::podman::{Container, Podman, Volume};
+use crate::registry_http::{self, Probe};
+
+/// What podman has, read once: one `ps` and one `volume ls`.
+#[derive(Debug, Clone, Default)]
+pub struct Facts {
+    pub containers: Vec<Container>,
+    pub volumes: Vec<Volume>,
+}
+
+impl Facts {
+    /// Read containers and volumes, the two calls side by side.
+    pub fn read(podman: &Podman) -> anyhow::Result<Facts> {
+        let (containers, volumes) = std::thread::scope(|s| {
+            let volumes = s.spawn(|| podman.volumes());
+            let containers = podman.containers();
+            (containers, volumes.join().expect("volume listing panicked"))
+        });
+        Ok(Facts {
+            containers: containers?,
+            volumes: volumes?,
+        })
+    }
+
+    pub fn container(&self, name: &str) -> Option<&Container> {
+        self.containers.iter().find(|c| c.name() == name)
+    }
+
+    pub fn volume(&self, name: &str) -> Option<&Volume> {
+        self.volumes.iter().find(|v| v.name == name)
+    }
+
+    /// The container (other than `except`) publishing `port` on the host.
+    pub fn port_holder(&self, port: u16, except: &str) -> Option<&Container> {
+        self.containers.iter().find(|c| {
+            c.name() != except && c.is_running() && c.ports.iter().any(|p| p.host_port == port)
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Create,
+    /// The container exists but no longer matches the configuration.
+    Recreate,
+    Start,
+    Unchanged,
+}
+
+impl Action {
+    pub fn past_tense(self) -> &'static str {
+        match self {
+            Action::Create => "created",
+            Action::Recreate => "recreated",
+            Action::Start => "started",
+            Action::Unchanged => "unchanged",
+        }
+    }
+}
+
+/// Decide what to do with one cache.
+pub fn plan(spec: &CacheSpec, existing: Option<&Container>) -> Action {
+    let Some(c) = existing else {
+        return Action::Create;
+    };
+    if c.label(LABEL_HASH) != Some(spec.config_hash().as_str()) {
+        return Action::Recreate;
+    }
+    match c.state.as_str() {
+        "running" => Action::Unchanged,
+        "exited" | "stopped" | "created" | "configured" | "initialized" => Action::Start,
+        // paused, dead, removing, unknown: start over from a clean container.
+        _ => Action::Recreate,
+    }
+}
+
+/// How one cache ended up.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub registry: String,
+    pub port: u16,
+    pub action: Action,
+    /// Whether the volume was created now (false: it existed and was adopted or kept).
+    pub volume_created: bool,
+    /// The probe after the action; None under --dry-run.
+    pub probe: Option<Probe>,
+    pub error: Option<String>,
+    pub elapsed: Duration,
+}
+
+impl Outcome {
+    pub fn ok(&self) -> bool {
+        self.error.is_none()
+    }
+
+    pub fn ready(&self) -> bool {
+        self.probe.as_ref().is_some_and(Probe::is_ready)
+    }
+}
+
+/// Whether something on this host already listens on the cache's port.
+fn port_taken(spec: &CacheSpec) -> bool {
+    let bind = match spec.bind.as_str() {
+        "" => "0.0.0.0".to_string(),
+        ip if ip.contains(':') => format!("[{ip}]"),
+        ip => ip.to_string(),
+    };
+    TcpListener::bind(format!("{bind}:{}", spec.registry.port)).is_err()
+}
+
+/// Bring one cache to its desired state and wait until it answers.
+pub fn apply(
+    podman: &Podman,
+    spec: &CacheSpec,
+    facts: &Facts,
+    timeout: Duration,
+    dry_run: bool,
+) -> Outcome {
+    let started = Instant::now();
+    let existing = facts.container(&spec.container);
+    let action = plan(spec, existing);
+    let mut outcome = Outcome {
+        registry: spec.registry.name.clone(),
+        port: spec.registry.port,
+        action,
+        volume_created: false,
+        probe: None,
+        error: None,
+        elapsed: Duration::ZERO,
+    };
+    if let Err(e) = converge(podman, spec, facts, action, &mut outcome) {
+        outcome.error = Some(e);
+    } else if !dry_run {
+        outcome.probe = Some(registry_http::wait_ready(
+            &spec.probe_addr(),
+            timeout,
+            &|| true,
+        ));
+    }
+    outcome.elapsed = started.elapsed();
+    outcome
+}
+
+fn converge(
+    podman: &Podman,
+    spec: &CacheSpec,
+    facts: &Facts,
+    action: Action,
+    outcome: &mut Outcome,
+) -> Result<(), String> {
+    // An existing volume of exactly this name is adopted as it is: that is how
+    // users of the older helper keep their cached images.
+    if facts.volume(&spec.volume).is_none() {
+        podman
+            .create_volume(&spec.volume, &spec.volume_labels())
+            .map_err(|e| format!("{e:#}"))?;
+        outcome.volume_created = true;
+    }
+    match action {
+        Action::Unchanged => Ok(()),
+        Action::Start => podman.start(&[spec.container.clone()]).map_err(|e| {
+            // Leave no half-started container behind; the volume stays.
+            let _ = podman.remove(&[spec.container.clone()]);
+            describe_failure(spec, facts, &e.to_string())
+        }),
+        Action::Create | Action::Recreate => {
+            if action == Action::Recreate {
+                podman
+                    .remove(&[spec.container.clone()])
+                    .map_err(|e| e.to_string())?;
+            }
+            if port_taken(spec) {
+                return Err(describe_failure(spec, facts, "address already in use"));
+            }
+            podman.run_container(&spec.run_spec()).map(drop).map_err(|e| {
+                // `podman run` may leave the container in `created` state.
+                let _ = podman.remove(&[spec.container.clone()]);
+                describe_failure(spec, facts, &e.to_string())
+            })
+        }
+    }
+}
+
+fn describe_failure(spec: &CacheSpec, facts: &Facts, error: &str) -> String {
+    if error.contains("address already in use") {
+        let by = facts
+            .port_holder(spec.registry.port, &spec.container)
+            .map(|c| format!("container {}", c.name()))
+            .unwrap_or_else(|| "another process".into());
+        format!(
+            "port {} for {} is already in use by {by}; stop it or set another port for {} in the config",
+            spec.registry.port, spec.registry.name, spec.registry.name
+        )
+    } else {
+        error.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cache::Mode;
+    use crate::config;
+    use std::collections::HashMap;
+
+    fn spec() -> CacheSpec {
+        let c = config::load(None).unwrap();
+        CacheSpec::new(&c, &c.registries[0], Mode::Proxy)
+    }
+
+    fn container(state: &str, hash: Option<&str>) -> Container {
+        let mut labels = HashMap::new();
+        if let Some(h) = hash {
+            labels.insert(LABEL_HASH.to_string(), h.to_string());
+        }
+        Container {
+            id: "id".into(),
+            names: vec![spec().container],
+            state: state.into(),
+            labels,
+            ..Container::default()
+        }
+    }
+
+    #[test]
+    fn plan_covers_every_state() {
+        let s = spec();
+        let hash = s.config_hash();
+        assert_eq!(plan(&s, None), Action::Create);
+        assert_eq!(plan(&s, Some(&container("running", Some(&hash)))), Action::Unchanged);
+        for state in ["exited", "stopped", "created", "configured"] {
+            assert_eq!(plan(&s, Some(&container(state, Some(&hash)))), Action::Start);
+        }
+        for state in ["paused", "dead", "removing", "weird"] {
+            assert_eq!(plan(&s, Some(&container(state, Some(&hash)))), Action::Recreate);
+        }
+        // drenv's own containers carry no drcache hash: recreated, volume kept.
+        assert_eq!(plan(&s, Some(&container("running", None))), Action::Recreate);
+        assert_eq!(
+            plan(&s, Some(&container("running", Some("0000")))),
+            Action::Recreate
+        );
+    }
+
+    #[test]
+    fn port_holder_names_the_container() {
+        let mut other = container("running", None);
+        other.names = vec!["someone-else".into()];
+        other.ports = vec![crate::podman::PortMapping {
+            host_ip: String::new(),
+            container_port: 80,
+            host_port: 5051,
+        }];
+        let facts = Facts {
+            containers: vec![other],
+            volumes: vec![],
+        };
+        let message = describe_failure(&spec(), &facts, "bind: address already in use");
+        assert_eq!(
+            message,
+            "port 5051 for quay.io is already in use by container someone-else; \
+             stop it or set another port for quay.io in the config"
+        );
+    }
+}
