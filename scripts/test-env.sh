@@ -1,0 +1,218 @@
+#!/usr/bin/env bash
+# Prepare the real components that drcache's integration tests use on a Debian
+# machine (see docs in /work/shared/test-env/README.md): apt packages, a
+# test-only podman configuration, a registry image built FROM scratch (no
+# internet needed) and the firewalld "libvirt" zone file.
+#
+# Idempotent and quiet: progress goes to stderr, and stdout carries only
+# `export` lines, so callers do:   eval "$(scripts/test-env.sh)"
+#
+# Environment: DRCACHE_TEST_DIR (state dir, default /var/tmp/drcache-test).
+set -euo pipefail
+
+STATE_DIR=${DRCACHE_TEST_DIR:-/var/tmp/drcache-test}
+IMAGE=localhost/drcache-test-registry:latest
+HASH_LABEL=io.drcache.test.inputs-hash
+
+log() { printf 'test-env: %s\n' "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+[ "$(id -u)" -eq 0 ] || die "must run as root (installs packages, runs root podman)"
+
+# ---------------------------------------------------------------- packages
+# iptables: netavark needs it for -p publishing; iproute2: `ip` in
+# firewalld-ns.sh; dbus: system bus for firewalld; ca-certificates: copied
+# into the registry image.
+PACKAGES=(podman runc netavark aardvark-dns iptables docker-registry skopeo
+          containerd firewalld dbus ca-certificates iproute2)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+    # Only a fully installed package counts (not "config-files" leftovers).
+    if [ "$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)" != installed ]; then
+        missing+=("$p")
+    fi
+done
+
+apt_updated=0
+apt_update() {
+    [ "$apt_updated" -eq 1 ] && return 0
+    log "apt-get update"
+    DEBIAN_FRONTEND=noninteractive apt-get update -q >&2
+    apt_updated=1
+}
+
+if [ "${#missing[@]}" -gt 0 ]; then
+    apt_update
+    log "installing: ${missing[*]}"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+        "${missing[@]}" >&2
+fi
+
+mkdir -p "$STATE_DIR"
+STATE_DIR=$(cd "$STATE_DIR" && pwd -P)   # absolute: it ends up in exported paths
+
+# Write a file only when its content changes, atomically, so repeated runs
+# leave mtimes alone and a concurrent reader never sees a half-written file.
+write_if_changed() { # PATH CONTENT
+    local path=$1 content=$2
+    if [ -f "$path" ] && [ "$(cat "$path")" == "$content" ]; then
+        return 0
+    fi
+    printf '%s\n' "$content" > "$path.tmp.$$"
+    mv -f "$path.tmp.$$" "$path"
+    log "wrote $path"
+}
+
+# ------------------------------------------------------ podman configuration
+# Default podman fails here with "crun: setrlimit RLIMIT_NOFILE: Operation not
+# permitted" (root lacks CAP_SYS_RESOURCE, so limits may not exceed the hard
+# ones) and "crun: cgroups in hybrid mode not supported" -> runc + cgroupfs
+# and explicit ulimits no higher than ours.
+nofile=$(ulimit -Hn)
+nproc=$(ulimit -Hu)
+pid_max=$(cat /proc/sys/kernel/pid_max)
+if [ "$nproc" = unlimited ] || { [ "$pid_max" -lt "$nproc" ] 2>/dev/null; }; then
+    nproc=$pid_max
+fi
+[ "$nofile" = unlimited ] && nofile=1048576
+
+CONTAINERS_CONF_FILE=$STATE_DIR/containers.conf
+REGISTRIES_CONF_FILE=$STATE_DIR/registries.conf
+
+# network_backend is pinned because a leftover /etc/cni/net.d config would
+# otherwise make podman 4.3 try CNI (whose plugins are not installed).
+write_if_changed "$CONTAINERS_CONF_FILE" "# Written by drcache scripts/test-env.sh: test-only, do not edit.
+[containers]
+default_ulimits = [\"nofile=$nofile:$nofile\", \"nproc=$nproc:$nproc\"]
+
+[engine]
+runtime = \"runc\"
+cgroup_manager = \"cgroupfs\"
+events_logger = \"file\"
+# Tests never pull from the internet.
+pull_policy = \"never\"
+
+[network]
+network_backend = \"netavark\""
+
+write_if_changed "$REGISTRIES_CONF_FILE" "# Written by drcache scripts/test-env.sh: block real registries in tests.
+unqualified-search-registries = []
+
+[[registry]]
+location = \"docker.io\"
+blocked = true
+
+[[registry]]
+location = \"quay.io\"
+blocked = true"
+
+export CONTAINERS_CONF=$CONTAINERS_CONF_FILE
+export CONTAINERS_REGISTRIES_CONF=$REGISTRIES_CONF_FILE
+
+# ------------------------------------------------------------ registry image
+REGISTRY_BIN=/usr/bin/docker-registry
+CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt
+[ -x "$REGISTRY_BIN" ] || die "$REGISTRY_BIN missing (package docker-registry)"
+[ -f "$CA_BUNDLE" ] || die "$CA_BUNDLE missing (package ca-certificates)"
+
+# Shared libraries as the dynamic loader resolves them, at the paths it looks
+# them up under (ldd prints "name => /path (addr)" and "/path/ld.so (addr)";
+# the vdso has no file). A static binary makes ldd fail: then no libs.
+mapfile -t LIBS < <(ldd "$REGISTRY_BIN" 2>/dev/null \
+    | awk '$2 == "=>" && $3 ~ /^\// { print $3; next } $1 ~ /^\// { print $1 }' \
+    | sort -u || true)
+
+REGISTRY_CONFIG='version: 0.1
+log:
+  fields:
+    service: registry
+storage:
+  cache:
+    blobdescriptor: inmemory
+  filesystem:
+    rootdirectory: /var/lib/registry
+http:
+  addr: :5000
+  headers:
+    X-Content-Type-Options: [nosniff]'
+
+NSSWITCH='hosts: files dns'
+
+CONTAINERFILE='FROM scratch
+COPY rootfs/ /
+VOLUME /var/lib/registry
+EXPOSE 5000
+ENTRYPOINT ["/bin/registry"]
+CMD ["serve", "/etc/docker/registry/config.yml"]'
+
+# Content hash of everything that goes into the image; stored as a label so a
+# changed binary/lib/cert (apt upgrade) or recipe triggers a rebuild.
+inputs_hash=$(
+    {
+        printf '%s\n' "$CONTAINERFILE" "$REGISTRY_CONFIG" "$NSSWITCH"
+        sha256sum "$REGISTRY_BIN" "$CA_BUNDLE" ${LIBS[@]+"${LIBS[@]}"}
+    } | sha256sum | cut -d' ' -f1
+)
+
+current_hash=$(podman image inspect --format "{{index .Labels \"$HASH_LABEL\"}}" \
+    "$IMAGE" 2>/dev/null || true)
+
+if [ "$current_hash" != "$inputs_hash" ]; then
+    log "building $IMAGE"
+    old_id=$(podman image inspect --format '{{.Id}}' "$IMAGE" 2>/dev/null || true)
+    ctx=$(mktemp -d "$STATE_DIR/build.XXXXXX")
+    trap 'rm -rf "$ctx"' EXIT
+    root=$ctx/rootfs
+    mkdir -p "$root/bin" "$root/etc/docker/registry" "$root/etc/ssl/certs" \
+             "$root/var/lib/registry"
+    cp -L "$REGISTRY_BIN" "$root/bin/registry"
+    cp -L "$CA_BUNDLE" "$root/etc/ssl/certs/ca-certificates.crt"
+    for lib in ${LIBS[@]+"${LIBS[@]}"}; do
+        mkdir -p "$root$(dirname "$lib")"
+        cp -L "$lib" "$root$lib"    # -L: copy the file, not the soname symlink
+    done
+    printf '%s\n' "$REGISTRY_CONFIG" > "$root/etc/docker/registry/config.yml"
+    printf '%s\n' "$NSSWITCH" > "$root/etc/nsswitch.conf"
+    printf '%s\n' "$CONTAINERFILE" > "$ctx/Containerfile"
+    podman build --quiet --label "$HASH_LABEL=$inputs_hash" -t "$IMAGE" \
+        -f "$ctx/Containerfile" "$ctx" >/dev/null
+    rm -rf "$ctx"
+    trap - EXIT
+    # Drop the superseded image, unless a container still uses it.
+    new_id=$(podman image inspect --format '{{.Id}}' "$IMAGE")
+    if [ -n "$old_id" ] && [ "$old_id" != "$new_id" ]; then
+        podman rmi "$old_id" >/dev/null 2>&1 || true
+    fi
+fi
+
+# --------------------------------------------------------- libvirt zone file
+# firewalld ships no "libvirt" zone; libvirt-daemon-system does. Only the one
+# file is extracted, the package is never installed.
+LIBVIRT_ZONE=$STATE_DIR/libvirt.xml
+if [ ! -s "$LIBVIRT_ZONE" ]; then
+    log "extracting libvirt.xml from libvirt-daemon-system"
+    dl=$(mktemp -d "$STATE_DIR/download.XXXXXX")
+    # apt's sandbox user _apt must be able to write the download dir.
+    chmod 755 "$dl"
+    chown _apt "$dl" 2>/dev/null || true
+    if ! (cd "$dl" && apt-get download -q libvirt-daemon-system >&2); then
+        # Fresh machine: no package lists yet.
+        apt_update
+        (cd "$dl" && apt-get download -q libvirt-daemon-system >&2)
+    fi
+    deb=$(ls "$dl"/libvirt-daemon-system_*.deb)
+    dpkg-deb --fsys-tarfile "$deb" | tar -xO ./usr/lib/firewalld/zones/libvirt.xml \
+        > "$LIBVIRT_ZONE.tmp.$$"
+    [ -s "$LIBVIRT_ZONE.tmp.$$" ] || die "libvirt.xml not found in $deb"
+    mv -f "$LIBVIRT_ZONE.tmp.$$" "$LIBVIRT_ZONE"
+    rm -rf "$dl"
+fi
+
+# ------------------------------------------------------------------ exports
+q() { printf '%q' "$1"; }
+echo "export CONTAINERS_CONF=$(q "$CONTAINERS_CONF_FILE")"
+echo "export CONTAINERS_REGISTRIES_CONF=$(q "$REGISTRIES_CONF_FILE")"
+echo "export DRCACHE_TEST_IMAGE=$(q "$IMAGE")"
+echo "export DRCACHE_TEST_DIR=$(q "$STATE_DIR")"
+echo "export DRCACHE_TEST_LIBVIRT_ZONE=$(q "$LIBVIRT_ZONE")"

@@ -1,0 +1,251 @@
+//! CLI behaviour with a fake podman: exact calls, errors, exit codes, dry-run.
+
+mod common;
+
+use common::*;
+
+const EMPTY_LISTS: &str = r#"
+case "$1 $2" in
+  "ps --all") echo '[]' ;;
+  "volume ls") echo '[]' ;;
+  *) echo "unexpected call: $*" >&2; exit 99 ;;
+esac"#;
+
+fn with_fake(fake: &FakeBin, podman: &std::path::Path) -> std::process::Command {
+    let mut cmd = drcache(None);
+    cmd.env("DRCACHE_PODMAN", podman)
+        // Locks go to a private dir, like a user's runtime dir.
+        .env("XDG_RUNTIME_DIR", fake.path());
+    cmd
+}
+
+#[test]
+fn podman_not_installed_names_the_override() {
+    let fake = FakeBin::new();
+    let out = run(drcache(None)
+        .env("DRCACHE_PODMAN", "/nonexistent/podman")
+        .env("XDG_RUNTIME_DIR", fake.path())
+        .arg("status"))
+    .expect(4);
+    assert!(
+        out.stderr
+            .contains("error: DRCACHE_PODMAN is set to /nonexistent/podman, which is not an executable"),
+        "{}",
+        out.stderr
+    );
+    // Without the override and without podman on PATH.
+    let out = run(drcache(None)
+        .env_remove("DRCACHE_PODMAN")
+        .env("PATH", fake.path())
+        .env("XDG_RUNTIME_DIR", fake.path())
+        .arg("start"))
+    .expect(4);
+    assert!(out.stderr.contains("podman was not found on PATH"), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("hint: install podman (https://podman.io/docs/installation), or set DRCACHE_PODMAN"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn failing_podman_shows_command_status_stderr_and_hint() {
+    let fake = FakeBin::new();
+    let podman = fake.script(
+        "podman",
+        r#"echo 'Cannot connect to Podman. Please verify your connection to the Linux system using `podman system connection list`, or try `podman machine init` and `podman machine start` to manage a new Linux VM' >&2
+echo 'Error: unable to connect to Podman socket: dial unix /var/folders/x/podman.sock: connect: no such file or directory' >&2
+exit 125"#,
+    );
+    let out = run(with_fake(&fake, &podman).arg("status")).expect(1);
+    assert!(
+        out.stderr
+            .contains("error: `podman ps --all --format json` failed (exit status 125)"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("--- stderr"), "{}", out.stderr);
+    assert!(out.stderr.contains("dial unix /var/folders/x/podman.sock"));
+    assert!(
+        out.stderr
+            .contains("hint: start the podman machine: `podman machine start`"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn dry_run_start_queries_only_and_prints_the_mutations() {
+    let fake = FakeBin::new();
+    let podman = fake.script("podman", EMPTY_LISTS);
+    let out = run(with_fake(&fake, &podman).args(["start", "--dry-run", "quay.io"])).expect(0);
+    let mut calls = fake.calls();
+    calls.sort();
+    assert_eq!(
+        calls,
+        ["podman ps --all --format json", "podman volume ls --format json"]
+    );
+    assert!(
+        out.stderr.contains(
+            "would run: podman volume create --label drcache.registry=quay.io --label drcache.prefix=drenv-cache drenv-cache-quay-io"
+        ),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr
+            .contains("would run: podman run --detach --name drenv-cache-quay-io --restart=on-failure:5 --publish 5051:5000"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("--env REGISTRY_PROXY_REMOTEURL=https://quay.io"));
+    assert!(out.stderr.contains("docker.io/library/registry:3"));
+    assert!(out.stderr.contains("would be created"), "{}", out.stderr);
+}
+
+#[test]
+fn unknown_registry_is_a_usage_error_listing_the_configured_ones() {
+    let fake = FakeBin::new();
+    let podman = fake.script("podman", EMPTY_LISTS);
+    let out = run(with_fake(&fake, &podman).args(["start", "example.com"])).expect(2);
+    assert!(
+        out.stderr.contains(
+            "unknown registry \"example.com\"; configured: quay.io, docker.io, registry.k8s.io, ghcr.io, gcr.io"
+        ),
+        "{}",
+        out.stderr
+    );
+    assert!(fake.calls().is_empty(), "{:?}", fake.calls());
+}
+
+#[test]
+fn invalid_config_names_file_and_line_and_calls_nothing() {
+    let fake = FakeBin::new();
+    let podman = fake.script("podman", EMPTY_LISTS);
+    let config = fake.path().join("bad.toml");
+    std::fs::write(&config, "prefix = \"ok\"\n\n[[registry]]\nname = \"quay.io\"\nport = 5051\n[[registry]]\nname = \"ghcr.io\"\nport = 5051\n").unwrap();
+    let out = run(with_fake(&fake, &podman)
+        .arg("--config")
+        .arg(&config)
+        .arg("start"))
+    .expect(2);
+    assert!(
+        out.stderr.contains(&format!(
+            "{}:8: port 5051 is used by both \"quay.io\" and \"ghcr.io\"",
+            config.display()
+        )),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("hint: fix the config file"));
+    assert!(fake.calls().is_empty());
+
+    // Unknown keys and TOML syntax errors name their line too.
+    std::fs::write(&config, "prefix = \"ok\"\nimagee = \"x\"\n").unwrap();
+    let out = run(with_fake(&fake, &podman).arg("--config").arg(&config).arg("start")).expect(2);
+    assert!(out.stderr.contains(":2: unknown field `imagee`"), "{}", out.stderr);
+
+    // A config file named but missing.
+    let out = run(with_fake(&fake, &podman)
+        .args(["--config", "/nonexistent/drcache.toml", "status"]))
+    .expect(2);
+    assert!(out.stderr.contains("/nonexistent/drcache.toml: cannot read the config file"));
+    assert!(fake.calls().is_empty());
+}
+
+#[test]
+fn config_comes_from_env_then_xdg() {
+    let fake = FakeBin::new();
+    let podman = fake.script("podman", EMPTY_LISTS);
+    let xdg = fake.path().join("xdg");
+    std::fs::create_dir_all(xdg.join("drcache")).unwrap();
+    std::fs::write(
+        xdg.join("drcache/config.toml"),
+        "prefix = \"fromxdg\"\n[[registry]]\nname = \"quay.io\"\n",
+    )
+    .unwrap();
+    let out = run(with_fake(&fake, &podman)
+        .env("XDG_CONFIG_HOME", &xdg)
+        .args(["status", "--json"]))
+    .expect(3);
+    assert!(out.stdout.contains("\"container\":\"fromxdg-quay-io\""), "{}", out.stdout);
+
+    let env_file = fake.path().join("env.toml");
+    std::fs::write(&env_file, "prefix = \"fromenv\"\n").unwrap();
+    let out = run(with_fake(&fake, &podman)
+        .env("XDG_CONFIG_HOME", &xdg)
+        .env("DRCACHE_CONFIG", &env_file)
+        .args(["status", "--json"]))
+    .expect(3);
+    assert!(out.stdout.contains("\"container\":\"fromenv-quay-io\""));
+    // Five default registries, none running.
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(v["caches"].as_array().unwrap().len(), 5);
+    assert!(v["caches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|c| c["state"] == "missing" && c["ready"] == false));
+}
+
+#[test]
+fn clean_with_volumes_removes_only_what_drcache_owns() {
+    let fake = FakeBin::new();
+    // A drcache-labelled volume, an exact-name one from the older helper, one
+    // sharing the prefix, and one with drcache labels of another prefix.
+    let podman = fake.script(
+        "podman",
+        r#"
+case "$1 $2" in
+  "ps --all") echo '[{"Id":"a","Names":["drenv-cache-quay-io"],"State":"exited"},{"Id":"b","Names":["drenv-cache-mine"],"State":"running"}]' ;;
+  "volume ls") echo '[
+    {"Name":"drenv-cache-quay-io","Labels":{}},
+    {"Name":"renamed","Labels":{"drcache.registry":"ghcr.io","drcache.prefix":"drenv-cache"}},
+    {"Name":"drenv-cache-mine","Labels":{}},
+    {"Name":"other-ghcr-io","Labels":{"drcache.registry":"ghcr.io","drcache.prefix":"other"}}]' ;;
+  "rm --force") ;;
+  "volume rm") ;;
+  *) echo "unexpected call: $*" >&2; exit 99 ;;
+esac"#,
+    );
+    run(with_fake(&fake, &podman).args(["clean", "--volumes"])).expect(0);
+    let calls = fake.calls();
+    assert!(calls.contains(&"podman rm --force --ignore drenv-cache-quay-io".to_string()), "{calls:?}");
+    assert!(
+        calls.contains(&"podman volume rm drenv-cache-quay-io renamed".to_string()),
+        "{calls:?}"
+    );
+}
+
+#[test]
+fn stop_stops_only_running_caches_in_one_call() {
+    let fake = FakeBin::new();
+    let podman = fake.script(
+        "podman",
+        r#"
+case "$1 $2" in
+  "ps --all") echo '[{"Id":"a","Names":["drenv-cache-quay-io"],"State":"running"},{"Id":"b","Names":["drenv-cache-ghcr-io"],"State":"exited"},{"Id":"c","Names":["drenv-cache-gcr-io"],"State":"running"}]' ;;
+  "stop --ignore") ;;
+  *) echo "unexpected call: $*" >&2; exit 99 ;;
+esac"#,
+    );
+    run(with_fake(&fake, &podman).arg("stop")).expect(0);
+    assert_eq!(
+        fake.calls(),
+        [
+            "podman ps --all --format json",
+            "podman stop --ignore drenv-cache-quay-io drenv-cache-gcr-io"
+        ]
+    );
+}
+
+#[test]
+fn global_options_work_after_the_subcommand_and_help_lists_commands() {
+    let out = run(drcache(None).arg("--help")).expect(0);
+    for word in ["start", "stop", "status", "clean", "--dry-run", "--json", "--config"] {
+        assert!(out.stdout.contains(word), "{word}: {}", out.stdout);
+    }
+    let out = run(drcache(None).args(["start", "--no-such-flag"])).expect(2);
+    assert!(out.stderr.contains("--no-such-flag"));
+}

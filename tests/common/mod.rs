@@ -1,0 +1,337 @@
+//! Shared test helpers: running drcache, fake executables, and the real
+//! podman test environment prepared by `scripts/test-env.sh`.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::Once;
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_drcache");
+
+/// drcache with a clean environment: no user config, no color.
+pub fn drcache(config: Option<&Path>) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.env_remove("DRCACHE_CONFIG")
+        .env("XDG_CONFIG_HOME", "/nonexistent-drcache-test")
+        .env("NO_COLOR", "1");
+    if let Some(config) = config {
+        cmd.arg("--config").arg(config);
+    }
+    cmd
+}
+
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn from(output: Output) -> Run {
+        Run {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    /// Assert the exit status, showing the output when it differs.
+    pub fn expect(self, code: i32) -> Run {
+        assert_eq!(
+            self.code, code,
+            "unexpected exit status\n--- stdout\n{}\n--- stderr\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+}
+
+pub fn run(cmd: &mut Command) -> Run {
+    Run::from(cmd.output().expect("cannot run command"))
+}
+
+/// An executable script in a temp dir that logs its argv, one call a line.
+pub struct FakeBin {
+    pub dir: tempfile::TempDir,
+}
+
+impl FakeBin {
+    pub fn new() -> FakeBin {
+        FakeBin {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.path().join("calls.log")
+    }
+
+    /// Write `name` with `body` (sh); every call first appends
+    /// `name arg1 arg2...` to the shared log.
+    pub fn script(&self, name: &str, body: &str) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let path = self.dir.path().join(name);
+        let text = format!(
+            "#!/bin/sh\necho \"{name} $*\" >> '{}'\n{body}\n",
+            self.log_path().display()
+        );
+        std::fs::write(&path, text).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        path
+    }
+
+    pub fn calls(&self) -> Vec<String> {
+        std::fs::read_to_string(self.log_path())
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+/// The real-component environment, or None (with a printed reason) when it
+/// is not prepared. Under CI=true a missing environment fails the test.
+pub fn real_env(test: &str) -> Option<RealEnv> {
+    let missing: Vec<&str> = ["CONTAINERS_CONF", "DRCACHE_TEST_IMAGE"]
+        .into_iter()
+        .filter(|v| std::env::var_os(v).is_none())
+        .collect();
+    let podman = which("podman");
+    let skopeo = which("skopeo");
+    let reason = if !missing.is_empty() {
+        Some(format!(
+            "{} not set (run `eval \"$(scripts/test-env.sh)\"` or `scripts/test`)",
+            missing.join(", ")
+        ))
+    } else if podman.is_none() || skopeo.is_none() {
+        Some("podman or skopeo is not installed".to_string())
+    } else {
+        None
+    };
+    if let Some(reason) = reason {
+        if std::env::var("CI").as_deref() == Ok("true") {
+            panic!("{test}: real components required in CI: {reason}");
+        }
+        eprintln!("SKIPPED {test}: {reason}");
+        return None;
+    }
+    Some(RealEnv {
+        image: std::env::var("DRCACHE_TEST_IMAGE").unwrap(),
+    })
+}
+
+fn which(tool: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|p| p.join(tool))
+            .find(|p| p.is_file())
+    })
+}
+
+pub struct RealEnv {
+    /// The registry image built from Debian's docker-registry.
+    pub image: String,
+}
+
+/// Run podman and return its stdout; panics with its stderr on failure.
+pub fn podman(args: &[&str]) -> String {
+    let out = Command::new("podman").args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "podman {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn podman_ok(args: &[&str]) -> bool {
+    Command::new("podman")
+        .args(args)
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// The test image `localhost/drcache-test-img:1`: FROM scratch with 2 MB of
+/// random bytes, built once per machine.
+pub const TEST_IMAGE: &str = "localhost/drcache-test-img:1";
+
+pub fn ensure_test_image() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        if podman_ok(&["image", "exists", TEST_IMAGE]) {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let mut data = vec![0u8; 2 * 1024 * 1024];
+        let mut f = std::fs::File::open("/dev/urandom").unwrap();
+        std::io::Read::read_exact(&mut f, &mut data).unwrap();
+        std::fs::write(dir.path().join("blob.bin"), data).unwrap();
+        std::fs::write(
+            dir.path().join("Containerfile"),
+            "FROM scratch\nCOPY blob.bin /blob.bin\n",
+        )
+        .unwrap();
+        podman(&[
+            "build",
+            "-q",
+            "-t",
+            TEST_IMAGE,
+            dir.path().to_str().unwrap(),
+        ]);
+    });
+}
+
+/// Containers and volumes whose names start with `prefix`, removed when dropped.
+pub struct Cleanup {
+    pub prefix: String,
+}
+
+impl Cleanup {
+    pub fn new(prefix: &str) -> Cleanup {
+        let c = Cleanup {
+            prefix: prefix.to_string(),
+        };
+        c.remove_all();
+        c
+    }
+
+    pub fn remove_all(&self) {
+        let names = podman(&[
+            "ps",
+            "-a",
+            "--format",
+            "{{.Names}}",
+            "--filter",
+            &format!("name=^{}", self.prefix),
+        ]);
+        let names: Vec<&str> = names.split_whitespace().collect();
+        if !names.is_empty() {
+            let mut args = vec!["rm", "-f", "-v", "--ignore"];
+            args.extend(&names);
+            let _ = Command::new("podman").args(&args).output();
+        }
+        let volumes = podman(&["volume", "ls", "--format", "{{.Name}}"]);
+        let ours: Vec<&str> = volumes
+            .split_whitespace()
+            .filter(|v| v.starts_with(&self.prefix))
+            .collect();
+        if !ours.is_empty() {
+            let mut args = vec!["volume", "rm", "-f"];
+            args.extend(&ours);
+            let _ = Command::new("podman").args(&args).output();
+        }
+    }
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        self.remove_all();
+    }
+}
+
+/// A plain registry on all interfaces (so caches reach it through
+/// host.containers.internal) holding `test/img:1`.
+pub struct Upstream {
+    pub name: String,
+    pub port: u16,
+}
+
+impl Upstream {
+    pub fn start(env: &RealEnv, name: &str, port: u16) -> Upstream {
+        ensure_test_image();
+        podman(&[
+            "run",
+            "-d",
+            "--name",
+            name,
+            "-p",
+            &format!("{port}:5000"),
+            &env.image,
+        ]);
+        let up = Upstream {
+            name: name.to_string(),
+            port,
+        };
+        wait_http_200(&format!("http://127.0.0.1:{port}/v2/"));
+        podman(&[
+            "push",
+            "-q",
+            "--tls-verify=false",
+            TEST_IMAGE,
+            &format!("docker://127.0.0.1:{port}/test/img:1"),
+        ]);
+        up
+    }
+
+    /// The URL a cache container uses to reach this upstream.
+    pub fn url(&self) -> String {
+        format!("http://host.containers.internal:{}", self.port)
+    }
+
+    /// How many blob downloads the upstream has served so far.
+    pub fn blob_gets(&self) -> usize {
+        let logs = Command::new("podman")
+            .args(["logs", &self.name])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&logs.stdout).into_owned()
+            + &String::from_utf8_lossy(&logs.stderr);
+        // The access log line, one per request.
+        text.lines()
+            .filter(|l| l.contains("\"GET /v2/test/img/blobs/"))
+            .count()
+    }
+}
+
+/// Poll `url` until it answers 200 (curl-free: a raw HTTP/1.0 request).
+pub fn wait_http_200(url: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if http_status(url) == Some(200) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("{url} did not answer 200 in time");
+}
+
+pub fn http_status(url: &str) -> Option<u16> {
+    use std::io::{Read, Write};
+    let rest = url.strip_prefix("http://")?;
+    let (addr, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let mut stream = std::net::TcpStream::connect(addr).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    write!(stream, "GET /{path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").ok()?;
+    let mut buf = [0u8; 64];
+    let n = stream.read(&mut buf).ok()?;
+    String::from_utf8_lossy(&buf[..n])
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// Copy `image` out of the registry at `addr` with skopeo, into a temp dir.
+pub fn skopeo_pull(addr: &str, image: &str) -> Result<(), String> {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new("skopeo")
+        .args([
+            "copy",
+            "-q",
+            "--src-tls-verify=false",
+            &format!("docker://{addr}/{image}"),
+            &format!("dir:{}", dir.path().display()),
+        ])
+        .output()
+        .unwrap();
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
