@@ -87,7 +87,10 @@ impl CacheSpec {
             ("OTEL_TRACES_EXPORTER".into(), "none".into()),
             // Counters for `drcache stats`, on a port published on loopback only.
             ("REGISTRY_HTTP_DEBUG_ADDR".into(), format!(":{DEBUG_PORT}")),
-            ("REGISTRY_HTTP_DEBUG_PROMETHEUS_ENABLED".into(), "true".into()),
+            (
+                "REGISTRY_HTTP_DEBUG_PROMETHEUS_ENABLED".into(),
+                "true".into(),
+            ),
         ];
         match self.mode {
             Mode::Proxy => {
@@ -206,8 +209,12 @@ mod tests {
             "REGISTRY_PROXY_REMOTEURL".into(),
             "https://registry-1.docker.io".into()
         )));
-        assert!(run.env.contains(&("OTEL_TRACES_EXPORTER".into(), "none".into())));
-        assert!(run.env.contains(&("REGISTRY_LOG_LEVEL".into(), "info".into())));
+        assert!(run
+            .env
+            .contains(&("OTEL_TRACES_EXPORTER".into(), "none".into())));
+        assert!(run
+            .env
+            .contains(&("REGISTRY_LOG_LEVEL".into(), "info".into())));
         assert!(run
             .labels
             .contains(&(LABEL_HASH.into(), spec.config_hash())));

@@ -144,7 +144,15 @@ pub fn parse(text: &str, source: &str) -> Result<Config, ConfigError> {
     };
     let string_or = |value: Option<Spanned<String>>, fallback: fn(&Config) -> &String| {
         value.map(|v| (v.span().start, v.into_inner())).map_or_else(
-            || (None, defaults.as_ref().map(|d| fallback(d).clone()).unwrap_or_default()),
+            || {
+                (
+                    None,
+                    defaults
+                        .as_ref()
+                        .map(|d| fallback(d).clone())
+                        .unwrap_or_default(),
+                )
+            },
             |(at, v)| (Some(at), v),
         )
     };
@@ -525,7 +533,9 @@ mod tests {
             "[[registry]]\nname = \"quay.io\"\nport = 6000\n[[registry]]\nname = \"ghcr.io\"\nport = 6000\n",
         );
         assert_eq!(e.line, Some(6));
-        assert!(e.message.contains("port 6000 is used by both \"quay.io\" and \"ghcr.io\""));
+        assert!(e
+            .message
+            .contains("port 6000 is used by both \"quay.io\" and \"ghcr.io\""));
         let e = parse_err(
             "[[registry]]\nname = \"quay.io\"\n[[registry]]\nname = \"ghcr.io\"\nport = 5051\n",
         );
@@ -535,7 +545,9 @@ mod tests {
     #[test]
     fn ports_outside_range_are_errors() {
         for port in ["0", "65536", "-1"] {
-            let e = parse_err(&format!("[[registry]]\nname = \"quay.io\"\nport = {port}\n"));
+            let e = parse_err(&format!(
+                "[[registry]]\nname = \"quay.io\"\nport = {port}\n"
+            ));
             assert_eq!(e.line, Some(3));
             assert!(e.message.contains("outside 1..65535"), "{e}");
         }
@@ -592,7 +604,13 @@ mod tests {
         ] {
             assert!(check_upstream(ok).is_ok(), "{ok}");
         }
-        for bad in ["quay.io", "https://", "https://a b", "https://x:99999", "https://x?y"] {
+        for bad in [
+            "quay.io",
+            "https://",
+            "https://a b",
+            "https://x:99999",
+            "https://x?y",
+        ] {
             assert!(check_upstream(bad).is_err(), "{bad}");
         }
     }
@@ -642,6 +660,8 @@ mod tests {
     #[test]
     fn missing_file_is_an_error_naming_it() {
         let e = load(Some(Path::new("/nonexistent/drcache.toml"))).unwrap_err();
-        assert!(e.to_string().starts_with("/nonexistent/drcache.toml: cannot read"));
+        assert!(e
+            .to_string()
+            .starts_with("/nonexistent/drcache.toml: cannot read"));
     }
 }

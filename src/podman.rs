@@ -85,6 +85,16 @@ impl Volume {
     }
 }
 
+/// One entry of `podman machine list --format json`.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct Machine {
+    pub name: String,
+    pub default: bool,
+    pub running: bool,
+    pub starting: bool,
+}
+
 pub fn parse_containers(json: &str) -> Result<Vec<Container>> {
     parse_list(json).context("cannot parse the output of `podman ps -a --format json`")
 }
@@ -147,7 +157,10 @@ pub fn hint_for(stderr: &str) -> Option<String> {
     } else if s.contains("address already in use") {
         Some("another process holds the port: stop it, or give the cache another `port` in the config".into())
     } else if s.contains("image not known") || s.contains("manifest unknown") {
-        Some("check the `image` setting in the config, or pull the image first with `podman pull`".into())
+        Some(
+            "check the `image` setting in the config, or pull the image first with `podman pull`"
+                .into(),
+        )
     } else if s.contains("permission denied") {
         Some("check that you may run podman, e.g. `podman info`".into())
     } else {
@@ -245,6 +258,40 @@ impl<'r> Podman<'r> {
                 .args(names.iter().cloned()),
         )
         .map(drop)
+    }
+
+    /// `podman logs` of a container, printed straight to our stdout/stderr.
+    pub fn logs(&self, name: &str, follow: bool, tail: Option<u32>) -> Result<(), CommandError> {
+        let mut cmd = self.query().arg("logs");
+        if follow {
+            cmd = cmd.arg("--follow");
+        }
+        if let Some(n) = tail {
+            cmd = cmd.args(["--tail".to_string(), n.to_string()]);
+        }
+        self.run(cmd.arg(name).interactive())
+            .map(drop)
+            .map_err(|mut e| {
+                e.hint.get_or_insert_with(|| {
+                    format!(
+                        "podman's message is above; `drcache status` shows whether {name} exists"
+                    )
+                });
+                e
+            })
+    }
+
+    /// `podman version`: whether podman answers (the client alone works
+    /// without a podman machine; the server part does not).
+    pub fn version(&self) -> Result<Output, CommandError> {
+        self.run(self.query().args(["version", "--format", "json"]))
+    }
+
+    /// `podman machine list` (macOS, Windows): the VMs podman runs in.
+    pub fn machines(&self) -> Result<Vec<Machine>> {
+        let out = self.run(self.query().args(["machine", "list", "--format", "json"]))?;
+        parse_list(&out.stdout)
+            .context("cannot parse the output of `podman machine list --format json`")
     }
 
     /// The last lines a container logged (stdout and stderr together).
@@ -352,12 +399,16 @@ mod tests {
 
     #[test]
     fn hints_for_known_failures() {
-        assert!(hint_for("Error: Cannot connect to Podman. Please verify...")
-            .unwrap()
-            .contains("podman machine start"));
-        assert!(hint_for("rootlessport listen tcp 0.0.0.0:5051: bind: address already in use")
-            .unwrap()
-            .contains("port"));
+        assert!(
+            hint_for("Error: Cannot connect to Podman. Please verify...")
+                .unwrap()
+                .contains("podman machine start")
+        );
+        assert!(
+            hint_for("rootlessport listen tcp 0.0.0.0:5051: bind: address already in use")
+                .unwrap()
+                .contains("port")
+        );
         assert_eq!(hint_for("something else"), None);
     }
 }

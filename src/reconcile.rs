@@ -178,11 +178,14 @@ fn converge(
             if port_taken(spec) {
                 return Err(describe_failure(spec, facts, "address already in use"));
             }
-            podman.run_container(&spec.run_spec()).map(drop).map_err(|e| {
-                // `podman run` may leave the container in `created` state.
-                let _ = podman.remove(&[spec.container.clone()]);
-                describe_failure(spec, facts, &e.to_string())
-            })
+            podman
+                .run_container(&spec.run_spec())
+                .map(drop)
+                .map_err(|e| {
+                    // `podman run` may leave the container in `created` state.
+                    let _ = podman.remove(&[spec.container.clone()]);
+                    describe_failure(spec, facts, &e.to_string())
+                })
         }
     }
 }
@@ -233,15 +236,27 @@ mod tests {
         let s = spec();
         let hash = s.config_hash();
         assert_eq!(plan(&s, None), Action::Create);
-        assert_eq!(plan(&s, Some(&container("running", Some(&hash)))), Action::Unchanged);
+        assert_eq!(
+            plan(&s, Some(&container("running", Some(&hash)))),
+            Action::Unchanged
+        );
         for state in ["exited", "stopped", "created", "configured"] {
-            assert_eq!(plan(&s, Some(&container(state, Some(&hash)))), Action::Start);
+            assert_eq!(
+                plan(&s, Some(&container(state, Some(&hash)))),
+                Action::Start
+            );
         }
         for state in ["paused", "dead", "removing", "weird"] {
-            assert_eq!(plan(&s, Some(&container(state, Some(&hash)))), Action::Recreate);
+            assert_eq!(
+                plan(&s, Some(&container(state, Some(&hash)))),
+                Action::Recreate
+            );
         }
         // drenv's own containers carry no drcache hash: recreated, volume kept.
-        assert_eq!(plan(&s, Some(&container("running", None))), Action::Recreate);
+        assert_eq!(
+            plan(&s, Some(&container("running", None))),
+            Action::Recreate
+        );
         assert_eq!(
             plan(&s, Some(&container("running", Some("0000")))),
             Action::Recreate

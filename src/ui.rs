@@ -33,15 +33,19 @@ pub struct Ui {
     pub verbose: bool,
     pub quiet: bool,
     pub color: bool,
+    /// stderr is a terminal: progress may be drawn in place.
+    pub terminal: bool,
 }
 
 impl Ui {
     pub fn new(verbose: bool, quiet: bool, color: ColorChoice) -> Self {
         let no_color = std::env::var("NO_COLOR").ok();
+        let terminal = std::io::stderr().is_terminal();
         Ui {
             verbose,
             quiet,
-            color: use_color(color, no_color.as_deref(), std::io::stderr().is_terminal()),
+            color: use_color(color, no_color.as_deref(), terminal),
+            terminal,
         }
     }
 
@@ -51,7 +55,30 @@ impl Ui {
             verbose: false,
             quiet: true,
             color: false,
+            terminal: false,
         }
+    }
+
+    /// Whether to draw progress bars and spinners: on a terminal, not with -q.
+    pub fn live_progress(&self) -> bool {
+        self.terminal && !self.quiet
+    }
+
+    /// A spinner with `message` while something long runs; hidden when
+    /// progress is not drawn. Finish it with `finish_and_clear`.
+    pub fn spinner(&self, message: &str) -> indicatif::ProgressBar {
+        if !self.live_progress() {
+            return indicatif::ProgressBar::hidden();
+        }
+        let bar =
+            indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} {msg} {elapsed}")
+                .expect("valid template"),
+        );
+        bar.set_message(message.to_string());
+        bar.enable_steady_tick(std::time::Duration::from_millis(100));
+        bar
     }
 
     pub fn paint(&self, tone: Tone, text: &str) -> String {
@@ -92,12 +119,61 @@ impl Ui {
     }
 }
 
+/// Bytes for people: `512 B`, `2.0 MiB`.
+pub fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
+
+/// A duration for people, two units at most: `45s`, `3m05s`, `2h10m`, `4d03h`.
+pub fn human_duration(seconds: u64) -> String {
+    let (d, h, m, s) = (
+        seconds / 86400,
+        seconds / 3600 % 24,
+        seconds / 60 % 60,
+        seconds % 60,
+    );
+    if d > 0 {
+        format!("{d}d{h:02}h")
+    } else if h > 0 {
+        format!("{h}h{m:02}m")
+    } else if m > 0 {
+        format!("{m}m{s:02}s")
+    } else {
+        format!("{s}s")
+    }
+}
+
+/// Visible width of a cell: ANSI color codes take no room.
+fn visible_width(cell: &str) -> usize {
+    let mut width = 0;
+    let mut in_escape = false;
+    for c in cell.chars() {
+        match (in_escape, c) {
+            (false, '\x1b') => in_escape = true,
+            (true, 'm') => in_escape = false,
+            (true, _) => {}
+            (false, _) => width += 1,
+        }
+    }
+    width
+}
+
 /// Lay rows out in aligned columns (the last column is not padded).
 pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
     for row in rows {
         for (i, cell) in row.iter().enumerate() {
-            widths[i] = widths[i].max(cell.chars().count());
+            widths[i] = widths[i].max(visible_width(cell));
         }
     }
     let line = |cells: Vec<&str>| {
@@ -106,7 +182,8 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
             if i + 1 == cells.len() {
                 out.push_str(cell);
             } else {
-                out.push_str(&format!("{cell:<width$}  ", width = widths[i]));
+                out.push_str(cell);
+                out.push_str(&" ".repeat(widths[i] - visible_width(cell) + 2));
             }
         }
         out.trim_end().to_string()
@@ -131,6 +208,30 @@ mod tests {
         assert!(use_color(ColorChoice::Auto, Some(""), true));
         assert!(use_color(ColorChoice::Auto, None, true));
         assert!(!use_color(ColorChoice::Auto, None, false));
+    }
+
+    #[test]
+    fn human_units() {
+        assert_eq!(human_bytes(0), "0 B");
+        assert_eq!(human_bytes(1023), "1023 B");
+        assert_eq!(human_bytes(2_098_443), "2.0 MiB");
+        assert_eq!(human_bytes(5 * 1024 * 1024 * 1024), "5.0 GiB");
+        assert_eq!(human_duration(45), "45s");
+        assert_eq!(human_duration(185), "3m05s");
+        assert_eq!(human_duration(7800), "2h10m");
+        assert_eq!(human_duration(4 * 86400 + 3 * 3600 + 59), "4d03h");
+    }
+
+    #[test]
+    fn table_ignores_color_codes_when_aligning() {
+        let text = table(
+            &["A", "B"],
+            &[
+                vec!["\x1b[32myes\x1b[0m".into(), "x".into()],
+                vec!["no".into(), "y".into()],
+            ],
+        );
+        assert_eq!(text, "A    B\n\x1b[32myes\x1b[0m  x\nno   y");
     }
 
     #[test]

@@ -28,7 +28,8 @@ pub fn run(ctx: &Context, args: &CleanArgs) -> Result<()> {
         .collect();
     if !containers.is_empty() {
         podman.remove(&containers)?;
-        ctx.ui.info(&verb(&format!("containers: {}", containers.join(", "))));
+        ctx.ui
+            .info(&verb(&format!("containers: {}", containers.join(", "))));
     }
 
     let mut volumes = Vec::new();
@@ -48,7 +49,8 @@ pub fn run(ctx: &Context, args: &CleanArgs) -> Result<()> {
         }
         if !volumes.is_empty() {
             podman.remove_volumes(&volumes)?;
-            ctx.ui.info(&verb(&format!("volumes: {}", volumes.join(", "))));
+            ctx.ui
+                .info(&verb(&format!("volumes: {}", volumes.join(", "))));
         }
     }
     if containers.is_empty() && volumes.is_empty() {

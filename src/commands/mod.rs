@@ -1,9 +1,14 @@
 //! One module per subcommand: orchestration only.
 
 pub mod clean;
+pub mod completions;
+pub mod doctor;
+pub mod logs;
 pub mod start;
+pub mod stats;
 pub mod status;
 pub mod stop;
+pub mod warm;
 
 use std::thread;
 

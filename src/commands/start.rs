@@ -19,9 +19,18 @@ pub fn run(ctx: &Context, args: &StartArgs) -> Result<()> {
     })?;
     let facts = Facts::read(&podman)?;
     let timeout = Duration::from_secs(args.timeout);
+    let spinner = if ctx.dry_run {
+        indicatif::ProgressBar::hidden()
+    } else {
+        ctx.ui.spinner(&format!(
+            "bringing up {} caches and waiting until they answer",
+            specs.len()
+        ))
+    };
     let outcomes = super::parallel(&specs, |spec| {
         reconcile::apply(&podman, spec, &facts, timeout, ctx.dry_run)
     });
+    spinner.finish_and_clear();
 
     if ctx.json {
         let caches: Vec<_> = outcomes.iter().map(outcome_json).collect();
@@ -63,7 +72,9 @@ fn describe(ctx: &Context, o: &Outcome) -> String {
             Tone::Good,
             &format!("ready in {:.1}s", o.elapsed.as_secs_f64()),
         ),
-        Some(Probe::Status(code)) => ui.paint(Tone::Bad, &format!("not ready: /v2/ answered {code}")),
+        Some(Probe::Status(code)) => {
+            ui.paint(Tone::Bad, &format!("not ready: /v2/ answered {code}"))
+        }
         Some(Probe::Unreachable(why)) => ui.paint(Tone::Bad, &format!("not ready: {why}")),
     };
     format!("{name} {:<12} {state}{volume}", action)

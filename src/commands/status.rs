@@ -1,13 +1,17 @@
+use std::path::Path;
+
 use anyhow::Result;
 use serde_json::json;
 
-use crate::cache::CacheSpec;
+use crate::cache::{CacheSpec, LABEL_MODE};
 use crate::cli::SelectArgs;
 use crate::context::Context;
 use crate::errors::{exit, Unsatisfied};
+use crate::hostinfo::{self, HostOs};
+use crate::podman::Container;
 use crate::reconcile::Facts;
 use crate::registry_http;
-use crate::ui::{table, Tone};
+use crate::ui::{human_bytes, human_duration, table, Tone};
 
 /// One row of the status report.
 #[derive(Debug)]
@@ -16,21 +20,59 @@ struct Row<'a> {
     state: String,
     volume_exists: bool,
     ready: bool,
+    /// The mode the container was created in (its label), when it exists.
+    mode: Option<String>,
+    /// The image the container runs, when it exists.
+    image: Option<String>,
+    /// Repositories in the cache (`/v2/_catalog`), when it answers.
+    repositories: Option<usize>,
+    /// Disk used by the volume, when its mountpoint is readable here.
+    disk_bytes: Option<u64>,
+    uptime_seconds: Option<u64>,
+}
+
+/// Seconds since a running container started.
+pub fn uptime(container: &Container, now: i64) -> Option<u64> {
+    (container.is_running() && container.started_at > 0)
+        .then(|| now.saturating_sub(container.started_at).max(0) as u64)
+}
+
+pub fn now_unix() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
 }
 
 pub fn run(ctx: &Context, args: &SelectArgs) -> Result<()> {
     let specs = ctx.specs(&args.registries)?;
     let podman = ctx.podman()?;
     let facts = Facts::read(&podman)?;
+    // On macOS the volume's mountpoint is a path inside the podman machine.
+    let volumes_readable = hostinfo::host_os() != HostOs::Macos;
+    let now = now_unix();
     let rows: Vec<Row> = super::parallel(&specs, |spec| {
         let container = facts.container(&spec.container);
         let running = container.is_some_and(|c| c.is_running());
+        let volume = facts.volume(&spec.volume);
+        let addr = spec.probe_addr();
+        // A cache that is not running cannot answer; skip the probes.
+        let ready = running && registry_http::probe(&addr).is_ready();
         Row {
             spec,
             state: container.map_or_else(|| "missing".to_string(), |c| c.state.clone()),
-            volume_exists: facts.volume(&spec.volume).is_some(),
-            // A cache that is not running cannot answer; skip the probe.
-            ready: running && registry_http::probe(&spec.probe_addr()).is_ready(),
+            volume_exists: volume.is_some(),
+            ready,
+            mode: container
+                .and_then(|c| c.label(LABEL_MODE))
+                .map(str::to_string),
+            image: container.map(|c| c.image.clone()),
+            repositories: ready
+                .then(|| registry_http::catalog(&addr).ok().map(|r| r.len()))
+                .flatten(),
+            disk_bytes: volume
+                .filter(|v| volumes_readable && !v.mountpoint.is_empty())
+                .and_then(|v| hostinfo::disk_usage(Path::new(&v.mountpoint))),
+            uptime_seconds: container.and_then(|c| uptime(c, now)),
         }
     });
 
@@ -47,38 +89,50 @@ pub fn run(ctx: &Context, args: &SelectArgs) -> Result<()> {
                     "volume_exists": r.volume_exists,
                     "state": r.state,
                     "ready": r.ready,
+                    "mode": r.mode,
+                    "image": r.image,
+                    "repositories": r.repositories,
+                    "disk_bytes": r.disk_bytes,
+                    "uptime_seconds": r.uptime_seconds,
                 })
             })
             .collect();
         println!("{}", json!({ "caches": caches }));
     } else if !ctx.ui.quiet {
         let ui = &ctx.ui;
+        let dash = || "-".to_string();
         let cells: Vec<Vec<String>> = rows
             .iter()
             .map(|r| {
                 vec![
                     r.spec.registry.name.clone(),
-                    r.spec.registry.upstream.clone(),
                     r.spec.registry.port.to_string(),
-                    r.spec.container.clone(),
-                    if r.volume_exists {
-                        r.spec.volume.clone()
-                    } else {
-                        format!("{} (missing)", r.spec.volume)
-                    },
                     r.state.clone(),
                     if r.ready {
                         ui.paint(Tone::Good, "yes")
                     } else {
                         ui.paint(Tone::Bad, "no")
                     },
+                    r.mode.clone().unwrap_or_else(dash),
+                    r.repositories.map_or_else(dash, |n| n.to_string()),
+                    match (r.volume_exists, r.disk_bytes) {
+                        (false, _) => "no volume".to_string(),
+                        (true, Some(b)) => human_bytes(b),
+                        (true, None) => "?".to_string(),
+                    },
+                    r.uptime_seconds.map_or_else(dash, human_duration),
+                    r.spec.registry.upstream.clone(),
+                    r.image.clone().unwrap_or_else(dash),
                 ]
             })
             .collect();
         eprintln!(
             "{}",
             table(
-                &["REGISTRY", "UPSTREAM", "PORT", "CONTAINER", "VOLUME", "STATE", "READY"],
+                &[
+                    "REGISTRY", "PORT", "STATE", "READY", "MODE", "REPOS", "DISK", "UP",
+                    "UPSTREAM", "IMAGE"
+                ],
                 &cells
             )
         );
@@ -96,5 +150,26 @@ pub fn run(ctx: &Context, args: &SelectArgs) -> Result<()> {
             code: exit::NOT_READY,
         }
         .into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uptime_of_running_containers_only() {
+        let mut c = Container {
+            state: "running".into(),
+            started_at: 1000,
+            ..Container::default()
+        };
+        assert_eq!(uptime(&c, 1060), Some(60));
+        assert_eq!(uptime(&c, 900), Some(0), "clock skew is not negative");
+        c.state = "exited".into();
+        assert_eq!(uptime(&c, 1060), None);
+        c.state = "running".into();
+        c.started_at = 0;
+        assert_eq!(uptime(&c, 1060), None);
     }
 }

@@ -1,0 +1,50 @@
+use anyhow::Result;
+use serde_json::json;
+
+use crate::cli::SelectArgs;
+use crate::context::Context;
+use crate::doctor;
+use crate::errors::{exit, Unsatisfied};
+use crate::ui::Tone;
+
+pub fn run(ctx: &Context, args: &SelectArgs) -> Result<()> {
+    let specs = ctx.specs(&args.registries)?;
+    let inputs = doctor::gather(ctx, specs);
+    let checks = doctor::run_checks(&inputs);
+    let failed = checks.iter().filter(|c| !c.ok).count();
+
+    if ctx.json {
+        println!("{}", json!({ "ok": failed == 0, "checks": checks }));
+    } else {
+        let ui = &ctx.ui;
+        let width = checks.iter().map(|c| c.name.len()).max().unwrap_or(0);
+        for c in &checks {
+            // Failures show even with -q: they are what doctor is for.
+            if c.ok && ui.quiet {
+                continue;
+            }
+            let mark = if c.ok {
+                ui.paint(Tone::Good, "ok  ")
+            } else {
+                ui.paint(Tone::Bad, "FAIL")
+            };
+            eprintln!("{mark} {:<width$}  {}", c.name, c.detail);
+            if let Some(fix) = &c.fix {
+                eprintln!(
+                    "     {:<width$}  {} {fix}",
+                    "",
+                    ui.paint(Tone::Warn, "fix:")
+                );
+            }
+        }
+    }
+    if failed == 0 {
+        ctx.ui.info(&format!("all {} checks passed", checks.len()));
+        return Ok(());
+    }
+    Err(Unsatisfied {
+        message: format!("{failed} of {} checks failed", checks.len()),
+        code: exit::NOT_READY,
+    }
+    .into())
+}

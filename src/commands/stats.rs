@@ -1,0 +1,189 @@
+use anyhow::Result;
+use serde_json::json;
+
+use crate::cache::{CacheSpec, DEBUG_PORT};
+use crate::cli::SelectArgs;
+use crate::context::Context;
+use crate::errors::{exit, Unsatisfied};
+use crate::metrics::{self, Counts, DebugVars, Format, Metrics, ProxyStats};
+use crate::registry_http;
+use crate::ui::{human_bytes, human_duration, table, Tone};
+
+use super::status::{now_unix, uptime};
+
+const RESET_NOTE: &str =
+    "counters count since each cache last started: they reset when a cache restarts";
+const DOUBLE_FETCH_NOTE: &str =
+    "registry 2.8 fetches every missed blob from the upstream twice (for the client and for the cache); the upstream bytes include both";
+
+#[derive(Debug)]
+struct Row<'a> {
+    spec: &'a CacheSpec,
+    state: String,
+    uptime_seconds: Option<u64>,
+    /// None when the cache is not running.
+    stats: Option<Result<ProxyStats, String>>,
+}
+
+/// Read both debug pages of a cache side by side and combine them.
+fn read_stats(debug_addr: &str) -> Result<ProxyStats, String> {
+    let (metrics, vars) = std::thread::scope(|s| {
+        let vars = s.spawn(|| registry_http::get_text(debug_addr, "/debug/vars"));
+        let metrics = registry_http::get_text(debug_addr, "/metrics");
+        (metrics, vars.join().expect("debug/vars reader panicked"))
+    });
+    let metrics = Metrics::parse(&metrics?).map_err(|e| format!("/metrics: {e}"))?;
+    // 2.8 needs /debug/vars; registry 3 only falls back to it.
+    let vars = match vars.and_then(|v| DebugVars::parse(&v)) {
+        Ok(v) => Some(v),
+        Err(e) if Format::detect(&metrics) == Some(Format::Registry28) => {
+            return Err(format!("/debug/vars: {e}"))
+        }
+        Err(_) => None,
+    };
+    metrics::proxy_stats(&metrics, vars.as_ref())
+}
+
+pub fn run(ctx: &Context, args: &SelectArgs) -> Result<()> {
+    let specs = ctx.specs(&args.registries)?;
+    let podman = ctx.podman()?;
+    let containers = podman.containers()?;
+    let now = now_unix();
+    let rows: Vec<Row> = super::parallel(&specs, |spec| {
+        let container = containers.iter().find(|c| c.name() == spec.container);
+        let running = container.is_some_and(|c| c.is_running());
+        let stats = running.then(|| match container.and_then(|c| c.host_port(DEBUG_PORT)) {
+            Some(port) => read_stats(&format!("127.0.0.1:{port}")),
+            None => Err(format!(
+                "{} publishes no debug port (created by another tool or an older drcache); \
+                     `drcache start {}` recreates it, keeping its data",
+                spec.container, spec.registry.name
+            )),
+        });
+        Row {
+            spec,
+            state: container.map_or_else(|| "missing".to_string(), |c| c.state.clone()),
+            uptime_seconds: container.and_then(|c| uptime(c, now)),
+            stats,
+        }
+    });
+
+    if ctx.json {
+        print_json(&rows);
+    } else if !ctx.ui.quiet {
+        print_table(ctx, &rows);
+    }
+    let failed: Vec<String> = rows
+        .iter()
+        .filter_map(|r| match &r.stats {
+            Some(Err(e)) => Some(format!("{}: {e}", r.spec.registry.name)),
+            _ => None,
+        })
+        .collect();
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(Unsatisfied {
+            message: format!("cannot read the counters of {}", failed.join("; ")),
+            code: exit::FAILURE,
+        }
+        .into())
+    }
+}
+
+fn print_json(rows: &[Row]) {
+    let caches: Vec<_> = rows
+        .iter()
+        .map(|r| {
+            let (stats, error) = match &r.stats {
+                Some(Ok(s)) => (Some(s), None),
+                Some(Err(e)) => (None, Some(e.as_str())),
+                None => (None, None),
+            };
+            json!({
+                "registry": r.spec.registry.name,
+                "port": r.spec.registry.port,
+                "state": r.state,
+                "running": r.stats.is_some(),
+                "uptime_seconds": r.uptime_seconds,
+                "format": stats.map(|s| s.format),
+                "manifests": stats.map(|s| s.manifests),
+                "blobs": stats.map(|s| s.blobs),
+                "hit_rate": stats.and_then(|s| s.hit_rate),
+                "descriptor_cache": stats.and_then(|s| s.descriptor_cache),
+                "error": error,
+            })
+        })
+        .collect();
+    println!("{}", json!({ "caches": caches, "note": RESET_NOTE }));
+}
+
+fn counts_cell(c: &Counts) -> String {
+    format!("{}/{}/{}", c.requests, c.hits, c.misses)
+}
+
+fn print_table(ctx: &Context, rows: &[Row]) {
+    let ui = &ctx.ui;
+    let dash = || "-".to_string();
+    let mut problems = Vec::new();
+    let cells: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            let mut row = vec![
+                r.spec.registry.name.clone(),
+                if r.stats.is_some() {
+                    r.state.clone()
+                } else {
+                    ui.paint(Tone::Warn, &r.state)
+                },
+                r.uptime_seconds.map_or_else(dash, human_duration),
+            ];
+            match &r.stats {
+                Some(Ok(s)) => row.extend([
+                    counts_cell(&s.manifests),
+                    counts_cell(&s.blobs),
+                    s.hit_rate
+                        .map_or_else(dash, |h| format!("{:.0}%", h * 100.0)),
+                    human_bytes(s.manifests.upstream_bytes + s.blobs.upstream_bytes),
+                    human_bytes(s.manifests.served_bytes + s.blobs.served_bytes),
+                ]),
+                other => {
+                    if let Some(Err(e)) = other {
+                        problems.push(format!("{}: {e}", r.spec.registry.name));
+                    }
+                    row.extend((0..5).map(|_| dash()));
+                }
+            }
+            row
+        })
+        .collect();
+    eprintln!(
+        "{}",
+        table(
+            &[
+                "REGISTRY",
+                "STATE",
+                "UP",
+                "MANIFESTS req/hit/miss",
+                "BLOBS req/hit/miss",
+                "HIT RATE",
+                "FROM UPSTREAM",
+                "SERVED"
+            ],
+            &cells
+        )
+    );
+    for p in problems {
+        ui.warn(&p);
+    }
+    let mut notes = vec![RESET_NOTE];
+    if rows
+        .iter()
+        .any(|r| matches!(&r.stats, Some(Ok(s)) if s.format == Format::Registry28))
+    {
+        notes.push(DOUBLE_FETCH_NOTE);
+    }
+    for note in notes {
+        eprintln!("{}", ui.paint(Tone::Dim, &format!("note: {note}")));
+    }
+}

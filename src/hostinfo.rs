@@ -1,0 +1,189 @@
+//! What drcache learns about this host without running any program: the OS,
+//! the disk use of a directory, whether a port is free and who holds it.
+
+use std::collections::HashSet;
+use std::net::TcpListener;
+use std::path::Path;
+
+/// Test-only: `linux` or `macos` makes drcache act as on that OS, so tests on
+/// Linux can drive the macOS paths against fake tools. The same variable as
+/// `setup-host` reads.
+pub const OS_OVERRIDE: &str = "DRCACHE_HOST_OS";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HostOs {
+    Linux,
+    Macos,
+    Other,
+}
+
+pub fn host_os() -> HostOs {
+    let forced = std::env::var(OS_OVERRIDE).ok().filter(|s| !s.is_empty());
+    match forced.as_deref().unwrap_or(std::env::consts::OS) {
+        "linux" => HostOs::Linux,
+        "macos" => HostOs::Macos,
+        _ => HostOs::Other,
+    }
+}
+
+/// Bytes a directory tree takes on disk (allocated blocks, like `du`),
+/// without following symlinks. None when `root` cannot be read; entries
+/// that cannot be read below it are left out.
+pub fn disk_usage(root: &Path) -> Option<u64> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::symlink_metadata(root).ok()?;
+    if !meta.is_dir() {
+        return Some(meta.blocks() * 512);
+    }
+    std::fs::read_dir(root).ok()?;
+    let mut total = 0u64;
+    let mut seen_inodes = HashSet::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        if let Ok(m) = std::fs::symlink_metadata(&dir) {
+            total += m.blocks() * 512;
+        }
+        for entry in entries.flatten() {
+            let Ok(m) = entry.metadata() else { continue };
+            if m.is_dir() {
+                stack.push(entry.path());
+            } else if m.nlink() < 2 || seen_inodes.insert((m.dev(), m.ino())) {
+                total += m.blocks() * 512;
+            }
+        }
+    }
+    Some(total)
+}
+
+/// Whether `port` can be bound on `bind` ("" = all interfaces).
+pub fn port_free(bind: &str, port: u16) -> bool {
+    let host = match bind {
+        "" => "0.0.0.0".to_string(),
+        ip if ip.contains(':') => format!("[{ip}]"),
+        ip => ip.to_string(),
+    };
+    TcpListener::bind(format!("{host}:{port}")).is_ok()
+}
+
+/// A process listening on a TCP port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortOwner {
+    pub pid: u32,
+    pub command: String,
+}
+
+impl std::fmt::Display for PortOwner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} (pid {})", self.command, self.pid)
+    }
+}
+
+/// The process listening on TCP `port`, from /proc (Linux only; others'
+/// processes are visible to root only). None when it cannot be found.
+pub fn port_owner(port: u16) -> Option<PortOwner> {
+    port_owner_in(Path::new("/proc"), port)
+}
+
+fn port_owner_in(proc: &Path, port: u16) -> Option<PortOwner> {
+    let mut inodes = HashSet::new();
+    for table in ["net/tcp", "net/tcp6"] {
+        if let Ok(text) = std::fs::read_to_string(proc.join(table)) {
+            inodes.extend(listening_inodes(&text, port));
+        }
+    }
+    if inodes.is_empty() {
+        return None;
+    }
+    let mut pids: Vec<u32> = std::fs::read_dir(proc)
+        .ok()?
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .collect();
+    pids.sort_unstable();
+    for pid in pids {
+        let Ok(fds) = std::fs::read_dir(proc.join(pid.to_string()).join("fd")) else {
+            continue;
+        };
+        for fd in fds.flatten() {
+            let Ok(target) = std::fs::read_link(fd.path()) else {
+                continue;
+            };
+            let target = target.to_string_lossy();
+            let inode = target
+                .strip_prefix("socket:[")
+                .and_then(|t| t.strip_suffix(']'))
+                .and_then(|t| t.parse::<u64>().ok());
+            if inode.is_some_and(|i| inodes.contains(&i)) {
+                let command = std::fs::read_to_string(proc.join(pid.to_string()).join("comm"))
+                    .map(|c| c.trim().to_string())
+                    .unwrap_or_else(|_| "?".into());
+                return Some(PortOwner { pid, command });
+            }
+        }
+    }
+    None
+}
+
+/// Socket inodes listening on `port` in a /proc/net/tcp{,6} table.
+fn listening_inodes(table: &str, port: u16) -> Vec<u64> {
+    const LISTEN: &str = "0A";
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let local = fields.get(1)?;
+            let state = fields.get(3)?;
+            let inode = fields.get(9)?.parse::<u64>().ok()?;
+            let local_port = u16::from_str_radix(local.rsplit(':').next()?, 16).ok()?;
+            (local_port == port && *state == LISTEN && inode != 0).then_some(inode)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TCP: &str = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 0100007F:6978 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 123456 1 0000000000000000 100 0 0 10 0
+   1: 0100007F:6978 0100007F:C350 01 00000000:00000000 00:00000000 00000000     0        0 999 1 0000000000000000 20 4 30 10 -1
+   2: 00000000:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 777 1 0000000000000000 100 0 0 10 0
+";
+
+    #[test]
+    fn reads_listening_sockets_of_a_port() {
+        assert_eq!(listening_inodes(TCP, 0x6978), [123456]);
+        assert_eq!(listening_inodes(TCP, 8080), [777]);
+        assert!(listening_inodes(TCP, 5051).is_empty());
+    }
+
+    #[test]
+    fn finds_this_process_as_the_owner_of_its_listener() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        if !Path::new("/proc/net/tcp").exists() {
+            return; // not Linux
+        }
+        let owner = port_owner(port).expect("our own socket is visible");
+        assert_eq!(owner.pid, std::process::id());
+        assert!(!port_free("127.0.0.1", port));
+        drop(listener);
+        assert_eq!(port_owner(port), None);
+    }
+
+    #[test]
+    fn disk_usage_counts_blocks_of_files_below() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("a/b")).unwrap();
+        std::fs::write(dir.path().join("a/b/blob"), vec![1u8; 100_000]).unwrap();
+        std::fs::write(dir.path().join("small"), b"x").unwrap();
+        let used = disk_usage(dir.path()).unwrap();
+        assert!(used >= 100_000, "{used}");
+        assert!(used < 1_000_000, "{used}");
+        assert_eq!(disk_usage(Path::new("/nonexistent/drcache")), None);
+    }
+}
