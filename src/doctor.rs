@@ -71,8 +71,30 @@ pub struct Inputs<'a> {
     pub facts: Result<Facts, (String, Option<String>)>,
     /// The readiness probe of each running cache, by registry name.
     pub probes: Vec<(String, Probe)>,
-    /// The last log line of each cache that is not running, by registry name.
+    /// Why each cache that exited with an error stopped, from its log, by
+    /// registry name.
     pub last_logs: Vec<(String, String)>,
+}
+
+/// Log lines read to find why a cache stopped (a Go panic's stack follows it).
+const LOG_LINES: usize = 80;
+
+/// The line of a registry's log that says why it stopped: the last panic,
+/// fatal or error line.
+pub fn stop_reason(log: &str) -> Option<String> {
+    let line = log.lines().rev().find(|l| {
+        l.starts_with("panic:") || l.contains("level=fatal") || l.contains("level=error")
+    })?;
+    // `time=... level=error msg="..."`: the message is what matters.
+    let text = match line.split_once("msg=\"") {
+        Some((_, rest)) => rest
+            .split("\" ")
+            .next()
+            .unwrap_or(rest)
+            .trim_end_matches('"'),
+        None => line,
+    };
+    Some(text.trim().chars().take(300).collect())
 }
 
 /// The mode a container's label names.
@@ -153,7 +175,7 @@ pub fn gather<'a>(ctx: &'a Context, specs: Vec<CacheSpec>) -> Inputs<'a> {
                 registry_http::probe(&spec.probe_addr()),
             )
         });
-        // Why a cache stopped is usually its last log line.
+        // Why a cache stopped is in its log.
         let stopped: Vec<&CacheSpec> = inputs
             .specs
             .iter()
@@ -165,9 +187,9 @@ pub fn gather<'a>(ctx: &'a Context, specs: Vec<CacheSpec>) -> Inputs<'a> {
             .collect();
         inputs.last_logs = crate::commands::parallel(&stopped, |spec| {
             let line = podman
-                .logs_tail(&spec.container, 1)
+                .logs_tail(&spec.container, LOG_LINES)
                 .ok()
-                .and_then(|text| text.lines().last().map(|l| l.trim().to_string()))
+                .and_then(|text| stop_reason(&text))
                 .unwrap_or_default();
             (spec.registry.name.clone(), line)
         })
@@ -272,22 +294,32 @@ pub fn cache_checks(inputs: &Inputs) -> Vec<Check> {
             };
             if !c.is_running() {
                 let why = if c.state == "exited" && c.exit_code != 0 {
-                    let last_log = inputs
+                    let reason = inputs
                         .last_logs
                         .iter()
                         .find(|(r, _)| r == reg)
-                        .map(|(_, line)| format!("; its last log line: {line}"))
-                        .unwrap_or_default();
-                    format!(
-                        "{} exited with status {}{}{last_log}",
+                        .map(|(_, line)| line.as_str());
+                    let upstream = reason.is_some_and(|r| r.contains("/v2/"));
+                    let detail = format!(
+                        "{} exited with status {}{}",
                         spec.container,
                         c.exit_code,
-                        if c.exit_code == 2 {
-                            " (in proxy mode the registry exits when its upstream is unreachable)"
-                        } else {
-                            ""
-                        }
-                    )
+                        reason.map(|r| format!(": {r}")).unwrap_or_default()
+                    );
+                    if upstream {
+                        // distribution issue 4038: proxy mode does not start
+                        // while its upstream is unreachable.
+                        return Check::fail(
+                            name,
+                            detail,
+                            format!(
+                                "the registry could not reach its upstream {} when it started; \
+                                 check the network, then {start}",
+                                spec.registry.upstream
+                            ),
+                        );
+                    }
+                    detail
                 } else {
                     format!("{} is {}", spec.container, c.state)
                 };
@@ -508,29 +540,20 @@ mod tests {
             vec![exited, offline],
             vec![("docker.io".into(), Probe::Ready)],
         );
-        i.last_logs = vec![(
-            "quay.io".into(),
-            "panic: dial tcp: connection refused".into(),
-        )];
+        let panic = r#"panic: Get "https://quay.io/v2/": dial tcp: connection refused"#;
+        i.last_logs = vec![("quay.io".into(), panic.into())];
         let checks = cache_checks(&i);
         assert!(!checks[0].ok);
-        assert!(
-            checks[0].detail.contains("exited with status 2"),
-            "{}",
-            checks[0].detail
+        assert_eq!(
+            checks[0].detail,
+            format!("drenv-cache-quay-io exited with status 2: {panic}")
         );
+        let fix = checks[0].fix.as_deref().unwrap();
         assert!(
-            checks[0]
-                .detail
-                .ends_with("its last log line: panic: dial tcp: connection refused"),
-            "{}",
-            checks[0].detail
+            fix.contains("could not reach its upstream https://quay.io"),
+            "{fix}"
         );
-        assert!(checks[0]
-            .fix
-            .as_deref()
-            .unwrap()
-            .contains("drcache start quay.io"));
+        assert!(fix.contains("drcache start quay.io"), "{fix}");
         assert!(
             checks[1].detail.contains("offline mode"),
             "{}",
@@ -567,6 +590,27 @@ mod tests {
         let i = inputs(&ctx, vec![], vec![]);
         let checks = cache_checks(&i);
         assert_eq!(checks[0].detail, "drenv-cache-quay-io does not exist");
+    }
+
+    #[test]
+    fn stop_reason_finds_the_panic_or_error() {
+        let log = "time=\"t\" level=info msg=\"listening on [::]:5000\" go.version=go1.19.8\n\
+                   panic: Get \"http://up:1/v2/\": dial tcp 10.88.0.1:1: connect: connection refused\n\
+                   \n\
+                   goroutine 1 [running]:\n\
+                   \tgithub.com/spf13/cobra/command.go:968\n";
+        assert_eq!(
+            stop_reason(log).as_deref(),
+            Some(
+                "panic: Get \"http://up:1/v2/\": dial tcp 10.88.0.1:1: connect: connection refused"
+            )
+        );
+        let log = "time=\"t\" level=error msg=\"cannot open storage\" go.version=go1.19.8\nx\n";
+        assert_eq!(stop_reason(log).as_deref(), Some("cannot open storage"));
+        assert_eq!(
+            stop_reason("10.88.0.1 - - \"GET /v2/ HTTP/1.1\" 200\n"),
+            None
+        );
     }
 
     #[test]

@@ -1,0 +1,398 @@
+//! `stats`, `status`, `warm`, `doctor`, `logs`, `completions` and `man` with
+//! fake executables: exact calls, exit codes, the macOS paths.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::*;
+
+fn with_fake(fake: &FakeBin, podman: &Path) -> std::process::Command {
+    let mut cmd = drcache(None);
+    cmd.env("DRCACHE_PODMAN", podman)
+        .env("XDG_RUNTIME_DIR", fake.path())
+        .env_remove("DRCACHE_HOST_OS");
+    cmd
+}
+
+/// A config whose caches listen on ports where nothing answers.
+fn config(dir: &Path, registries: &[(&str, u16)]) -> PathBuf {
+    let mut text = String::from("prefix = \"drt-obsfake\"\n");
+    for (name, port) in registries {
+        text.push_str(&format!("[[registry]]\nname = \"{name}\"\nport = {port}\n"));
+    }
+    let path = dir.join("config.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// The `podman machine list --format json` of podman 5 on macOS with its
+/// machine stopped (fields of podman's `entities.ListReporter`).
+const MACHINE_STOPPED: &str = r#"[
+  {
+    "Name": "podman-machine-default",
+    "Default": true,
+    "Created": "2025-01-14T10:02:11.449193+01:00",
+    "Running": false,
+    "Starting": false,
+    "LastUp": "2025-01-20T08:15:40.11872+01:00",
+    "Stream": "default",
+    "VMType": "applehv",
+    "CPUs": 5,
+    "Memory": "2147483648",
+    "Swap": "0",
+    "DiskSize": "100",
+    "Port": 52634,
+    "RemoteUsername": "core",
+    "IdentityPath": "/Users/me/.local/share/containers/podman/machine/machine",
+    "UserModeNetworking": true
+  }
+]"#;
+
+#[test]
+fn doctor_on_macos_with_the_machine_stopped_says_to_start_it() {
+    let fake = FakeBin::new();
+    let podman = fake.script(
+        "podman",
+        &format!(
+            r#"
+case "$1 $2" in
+  "machine list") cat <<'EOF'
+{MACHINE_STOPPED}
+EOF
+  ;;
+  *) echo 'Cannot connect to Podman. Please verify your connection to the Linux system using `podman system connection list`, or try `podman machine init` and `podman machine start` to manage a new Linux VM' >&2
+     echo 'Error: unable to connect to Podman socket: Get "http://d/v5.3.1/libpod/_ping": dial unix /var/folders/x/podman.sock: connect: no such file or directory' >&2
+     exit 125 ;;
+esac"#
+        ),
+    );
+    let out = run(with_fake(&fake, &podman)
+        .env("DRCACHE_HOST_OS", "macos")
+        .args(["doctor", "--json"]))
+    .expect(3);
+    let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(report["ok"], false);
+    let checks = report["checks"].as_array().unwrap();
+    let names: Vec<&str> = checks.iter().map(|c| c["name"].as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        ["podman installed", "podman machine", "podman answers"]
+    );
+    assert_eq!(checks[1]["ok"], false);
+    assert_eq!(checks[1]["detail"], "podman-machine-default is stopped");
+    assert_eq!(
+        checks[1]["fix"],
+        "`podman machine start podman-machine-default`"
+    );
+    assert_eq!(checks[2]["ok"], false);
+    assert!(
+        checks[2]["fix"]
+            .as_str()
+            .unwrap()
+            .contains("podman machine start"),
+        "{}",
+        checks[2]
+    );
+    let calls = fake.calls();
+    assert!(
+        calls.contains(&"podman machine list --format json".to_string()),
+        "{calls:?}"
+    );
+
+    // The same for people, on stderr, each failure with its fix.
+    let out = run(with_fake(&fake, &podman)
+        .env("DRCACHE_HOST_OS", "macos")
+        .arg("doctor"))
+    .expect(3);
+    assert!(out.stdout.is_empty());
+    assert!(
+        out.stderr
+            .contains("FAIL podman machine    podman-machine-default is stopped"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr
+            .contains("fix: `podman machine start podman-machine-default`"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("error: 2 of 3 checks failed"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn doctor_on_linux_never_asks_for_a_machine() {
+    let fake = FakeBin::new();
+    let podman = fake.script(
+        "podman",
+        r#"
+case "$1 $2" in
+  "version --format") echo '{"Client":{"APIVersion":"4.3.1","Version":"4.3.1","OsArch":"linux/amd64","Os":"linux"}}' ;;
+  "ps --all") echo '[]' ;;
+  "volume ls") echo '[]' ;;
+  *) echo "unexpected call: $*" >&2; exit 99 ;;
+esac"#,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), &[("quay.io", 27991)]);
+    let out = run(with_fake(&fake, &podman)
+        .env("DRCACHE_HOST_OS", "linux")
+        .arg("--config")
+        .arg(&cfg)
+        .args(["doctor", "--json"]))
+    .expect(3);
+    let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let checks = report["checks"].as_array().unwrap();
+    assert_eq!(
+        checks[0]["detail"]
+            .as_str()
+            .unwrap()
+            .ends_with("(version 4.3.1)"),
+        true
+    );
+    let cache = checks
+        .iter()
+        .find(|c| c["name"] == "cache quay.io")
+        .unwrap();
+    assert_eq!(cache["detail"], "drt-obsfake-quay-io does not exist");
+    assert_eq!(cache["fix"], "`drcache start quay.io`");
+    let port = checks.iter().find(|c| c["name"] == "port 27991").unwrap();
+    assert_eq!(port["ok"], true, "{port}");
+    assert!(!fake.calls().iter().any(|c| c.contains("machine")));
+}
+
+#[test]
+fn doctor_without_podman_fails_the_first_check_with_the_install_hint() {
+    let fake = FakeBin::new();
+    let out = run(drcache(None)
+        .env("DRCACHE_PODMAN", "/nonexistent/podman")
+        .env("XDG_RUNTIME_DIR", fake.path())
+        .args(["doctor", "--json"]))
+    .expect(3);
+    let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let checks = report["checks"].as_array().unwrap();
+    assert_eq!(checks.len(), 1, "{checks:?}");
+    assert!(checks[0]["fix"]
+        .as_str()
+        .unwrap()
+        .contains("install podman"));
+}
+
+#[test]
+fn logs_passes_follow_and_tail_to_podman() {
+    let fake = FakeBin::new();
+    let podman = fake.script(
+        "podman",
+        r#"
+case "$1" in
+  logs) echo "registry log line" ;;
+  *) echo "unexpected call: $*" >&2; exit 99 ;;
+esac"#,
+    );
+    let out =
+        run(with_fake(&fake, &podman).args(["logs", "quay.io", "--follow", "-n", "5"])).expect(0);
+    assert_eq!(out.stdout, "registry log line\n");
+    assert_eq!(
+        fake.calls(),
+        ["podman logs --follow --tail 5 drenv-cache-quay-io"]
+    );
+    let out = run(with_fake(&fake, &podman).args(["logs", "nope.io"])).expect(2);
+    assert!(
+        out.stderr
+            .contains("unknown registry \"nope.io\"; configured: quay.io, docker.io"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn logs_of_a_missing_container_fails_with_a_hint() {
+    let fake = FakeBin::new();
+    let podman = fake.script(
+        "podman",
+        r#"echo 'Error: no container with name or ID "drenv-cache-ghcr-io" found: no such container' >&2; exit 125"#,
+    );
+    let out = run(with_fake(&fake, &podman).args(["logs", "ghcr.io"])).expect(1);
+    assert!(out.stderr.contains("no such container"), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("`podman logs drenv-cache-ghcr-io` failed (exit status 125)"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("hint:"), "{}", out.stderr);
+}
+
+#[test]
+fn stats_reports_stopped_and_missing_caches_and_succeeds() {
+    let fake = FakeBin::new();
+    let podman = fake.script(
+        "podman",
+        r#"
+case "$1 $2" in
+  "ps --all") echo '[{"Id":"a","Names":["drenv-cache-quay-io"],"State":"exited","ExitCode":0}]' ;;
+  *) echo "unexpected call: $*" >&2; exit 99 ;;
+esac"#,
+    );
+    let out = run(with_fake(&fake, &podman).args(["stats", "quay.io", "docker.io"])).expect(0);
+    assert!(out.stderr.contains("quay.io    exited"), "{}", out.stderr);
+    assert!(out.stderr.contains("docker.io  missing"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("reset when a cache restarts"),
+        "{}",
+        out.stderr
+    );
+    // One podman call: stats needs no volume listing.
+    assert_eq!(fake.calls(), ["podman ps --all --format json"]);
+
+    let out = run(with_fake(&fake, &podman).args(["stats", "--json"])).expect(0);
+    let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(report["caches"][0]["running"], false);
+    assert_eq!(report["caches"][0]["state"], "exited");
+    assert!(report["caches"][0]["blobs"].is_null());
+    assert!(report["note"].as_str().unwrap().contains("reset"));
+}
+
+#[test]
+fn stats_of_a_running_cache_without_a_debug_port_is_an_error_with_the_fix() {
+    let fake = FakeBin::new();
+    let podman = fake.script(
+        "podman",
+        r#"
+case "$1 $2" in
+  "ps --all") echo '[{"Id":"a","Names":["drenv-cache-quay-io"],"State":"running","Ports":[{"host_ip":"","container_port":5000,"host_port":5051}]}]' ;;
+  *) echo "unexpected call: $*" >&2; exit 99 ;;
+esac"#,
+    );
+    let out = run(with_fake(&fake, &podman).args(["stats", "quay.io"])).expect(1);
+    assert!(
+        out.stderr.contains("publishes no debug port"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("`drcache start quay.io` recreates it"));
+}
+
+#[test]
+fn status_reports_disk_use_on_linux_and_null_on_macos() {
+    let fake = FakeBin::new();
+    let volume_dir = fake.path().join("volume-data");
+    std::fs::create_dir_all(volume_dir.join("docker/registry")).unwrap();
+    std::fs::write(volume_dir.join("docker/registry/blob"), vec![0u8; 200_000]).unwrap();
+    let podman = fake.script(
+        "podman",
+        &format!(
+            r#"
+case "$1 $2" in
+  "ps --all") echo '[{{"Id":"a","Names":["drt-obsfake-quay-io"],"State":"exited","Image":"localhost/reg:1","Labels":{{"drcache.mode":"proxy"}}}}]' ;;
+  "volume ls") echo '[{{"Name":"drt-obsfake-quay-io","Mountpoint":"{}"}}]' ;;
+  *) echo "unexpected call: $*" >&2; exit 99 ;;
+esac"#,
+            volume_dir.display()
+        ),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), &[("quay.io", 27992)]);
+    let status = |os: &str| {
+        let out = run(with_fake(&fake, &podman)
+            .env("DRCACHE_HOST_OS", os)
+            .arg("--config")
+            .arg(&cfg)
+            .args(["status", "--json"]))
+        .expect(3);
+        let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+        v["caches"][0].clone()
+    };
+    let linux = status("linux");
+    assert!(linux["disk_bytes"].as_u64().unwrap() >= 200_000, "{linux}");
+    assert_eq!(linux["mode"], "proxy");
+    assert_eq!(linux["image"], "localhost/reg:1");
+    assert!(
+        linux["repositories"].is_null(),
+        "a stopped cache has no catalog"
+    );
+    assert!(linux["uptime_seconds"].is_null());
+    let macos = status("macos");
+    assert!(macos["disk_bytes"].is_null(), "{macos}");
+}
+
+#[test]
+fn warm_checks_every_reference_before_fetching_anything() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), &[("quay.io", 27993), ("docker.io", 27994)]);
+    let out =
+        run(drcache(Some(&cfg)).args(["warm", "nginx", "ghcr.io/x/y:1", "Bad/Ref"])).expect(2);
+    assert!(
+        out.stderr
+            .contains("ghcr.io/x/y:1: no cache for registry ghcr.io; caches: quay.io, docker.io"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("invalid image reference \"Bad/Ref\""),
+        "{}",
+        out.stderr
+    );
+
+    // All known, but the caches do not answer: nothing is fetched, exit 3.
+    let list = dir.path().join("images.txt");
+    std::fs::write(&list, "# for CI\nnginx:1.25  # web\nquay.io/test/img:1\n").unwrap();
+    let out = run(drcache(Some(&cfg)).args(["warm", "--file"]).arg(&list)).expect(3);
+    assert!(
+        out.stderr.contains(
+            "these caches do not answer: docker.io (127.0.0.1:27994), quay.io (127.0.0.1:27993)"
+        ),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("hint: start them with `drcache start`"));
+
+    let out = run(drcache(Some(&cfg)).args(["warm", "--platform", "linux", "nginx"])).expect(2);
+    assert!(
+        out.stderr.contains("invalid platform \"linux\""),
+        "{}",
+        out.stderr
+    );
+    let out = run(drcache(Some(&cfg)).args(["warm", "--file", "/nonexistent/list"])).expect(2);
+    assert!(out
+        .stderr
+        .contains("cannot read the image list /nonexistent/list"));
+}
+
+#[test]
+fn completions_and_man_page() {
+    for shell in ["bash", "zsh", "fish"] {
+        let out = run(drcache(None).args(["completions", shell])).expect(0);
+        assert!(out.stdout.contains("drcache"), "{shell}");
+        assert!(out.stdout.contains("warm"), "{shell}");
+    }
+    // They need no configuration, not even a valid one.
+    let out = run(drcache(None)
+        .env("DRCACHE_CONFIG", "/nonexistent/config.toml")
+        .args(["completions", "bash"]))
+    .expect(0);
+    assert!(out.stdout.contains("_drcache"));
+    let out = run(drcache(None).arg("man")).expect(0);
+    assert!(
+        out.stdout.starts_with(".ie"),
+        "{}",
+        &out.stdout[..80.min(out.stdout.len())]
+    );
+    assert!(out.stdout.contains(".TH drcache 1"), "{}", out.stdout);
+    let dir = tempfile::tempdir().unwrap();
+    run(drcache(None).args(["man", "--dir"]).arg(dir.path())).expect(0);
+    for page in [
+        "drcache.1",
+        "drcache-warm.1",
+        "drcache-stats.1",
+        "drcache-doctor.1",
+    ] {
+        assert!(dir.path().join(page).is_file(), "{page}");
+    }
+    run(drcache(None).args(["completions", "tcsh"])).expect(2);
+}
