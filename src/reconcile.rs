@@ -164,15 +164,17 @@ fn converge(
     }
     match action {
         Action::Unchanged => Ok(()),
-        Action::Start => podman.start(&[spec.container.clone()]).map_err(|e| {
-            // Leave no half-started container behind; the volume stays.
-            let _ = podman.remove(&[spec.container.clone()]);
-            describe_failure(spec, facts, &e.to_string())
-        }),
+        Action::Start => podman
+            .start(std::slice::from_ref(&spec.container))
+            .map_err(|e| {
+                // Leave no half-started container behind; the volume stays.
+                let _ = podman.remove(std::slice::from_ref(&spec.container));
+                describe_failure(spec, facts, &e.to_string())
+            }),
         Action::Create | Action::Recreate => {
             if action == Action::Recreate {
                 podman
-                    .remove(&[spec.container.clone()])
+                    .remove(std::slice::from_ref(&spec.container))
                     .map_err(|e| e.to_string())?;
             }
             if port_taken(spec) {
@@ -183,7 +185,7 @@ fn converge(
                 .map(drop)
                 .map_err(|e| {
                     // `podman run` may leave the container in `created` state.
-                    let _ = podman.remove(&[spec.container.clone()]);
+                    let _ = podman.remove(std::slice::from_ref(&spec.container));
                     describe_failure(spec, facts, &e.to_string())
                 })
         }
