@@ -78,6 +78,11 @@ pub struct StartArgs {
     /// Seconds to wait for the caches to answer
     #[arg(long, default_value_t = 30, value_name = "SECONDS")]
     pub timeout: u64,
+
+    /// Serve only what is cached, read-only, without contacting the upstreams
+    /// (for planned travel); the next plain `start` returns to proxy mode
+    #[arg(long)]
+    pub offline: bool,
 }
 
 #[derive(Debug, Args)]

@@ -3,6 +3,7 @@ mod cli;
 mod commands;
 mod config;
 mod context;
+mod credentials;
 mod errors;
 mod exec;
 mod lock;

@@ -110,6 +110,12 @@ pub struct RunSpec {
     pub volumes: Vec<String>,
     pub env: Vec<(String, String)>,
     pub labels: Vec<(String, String)>,
+    /// (podman secret name, file it is mounted as under /run/secrets).
+    pub secrets: Vec<(String, String)>,
+    /// Arguments after the image; empty = the image's default command.
+    pub command: Vec<String>,
+    /// Changes with the credentials; part of the config hash, not of argv.
+    pub credential_fingerprint: Option<String>,
     pub restart: String,
 }
 
@@ -134,7 +140,14 @@ impl RunSpec {
         for (k, v) in &self.env {
             argv.extend(["--env".into(), format!("{k}={v}")]);
         }
+        for (secret, target) in &self.secrets {
+            argv.extend([
+                "--secret".into(),
+                format!("{secret},type=mount,target={target}"),
+            ]);
+        }
         argv.push(self.image.clone());
+        argv.extend(self.command.iter().cloned());
         argv
     }
 }
@@ -247,6 +260,47 @@ impl<'r> Podman<'r> {
         .map(drop)
     }
 
+    /// Replace a secret with `value`, passed on stdin so it is never in argv.
+    pub fn replace_secret(&self, name: &str, value: &str) -> Result<(), CommandError> {
+        match self.run(self.mutation().args(["secret", "rm", name])) {
+            Ok(_) => {}
+            Err(e) if e.stderr_tail.contains("no such secret") => {}
+            Err(e) => return Err(e),
+        }
+        self.run(
+            self.mutation()
+                .args(["secret", "create", name, "-"])
+                .stdin_bytes(value.as_bytes().to_vec()),
+        )
+        .map(drop)
+    }
+
+    /// Names of all podman secrets. 4.3 has no JSON format for this list.
+    pub fn secret_names(&self) -> Result<Vec<String>> {
+        let out = self.run(self.query().args(["secret", "ls", "--format", "{{.Name}}"]))?;
+        Ok(out.stdout.split_whitespace().map(str::to_string).collect())
+    }
+
+    pub fn remove_secrets(&self, names: &[String]) -> Result<(), CommandError> {
+        self.run(
+            self.mutation()
+                .args(["secret", "rm"])
+                .args(names.iter().cloned()),
+        )
+        .map(drop)
+    }
+
+    /// Logs of one container since a Unix time (both streams together).
+    pub fn logs_since(&self, name: &str, unix_seconds: u64) -> Result<String, CommandError> {
+        let out = self.run(self.query().args([
+            "logs".to_string(),
+            "--since".into(),
+            unix_seconds.to_string(),
+            name.into(),
+        ]))?;
+        Ok(format!("{}{}", out.stdout, out.stderr))
+    }
+
     /// The last lines a container logged (stdout and stderr together).
     pub fn logs_tail(&self, name: &str, lines: usize) -> Result<String, CommandError> {
         let out = self.run(self.query().args([
@@ -341,12 +395,15 @@ mod tests {
             volumes: vec!["c:/var/lib/registry".into()],
             env: vec![("A".into(), "b".into())],
             labels: vec![("l".into(), "v".into())],
+            secrets: vec![("s".into(), "t.yml".into())],
+            command: vec!["/run/secrets/t.yml".into()],
+            credential_fingerprint: Some("f".into()),
             restart: "on-failure:5".into(),
         };
         assert_eq!(
             spec.argv().join(" "),
             "run --detach --name c --restart=on-failure:5 --publish 5051:5000 \
-             --volume c:/var/lib/registry --label l=v --env A=b img:1"
+             --volume c:/var/lib/registry --label l=v --env A=b --secret s,type=mount,target=t.yml img:1 /run/secrets/t.yml"
         );
     }
 

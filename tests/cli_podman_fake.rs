@@ -206,6 +206,8 @@ case "$1 $2" in
     {"Name":"other-ghcr-io","Labels":{"drcache.registry":"ghcr.io","drcache.prefix":"other"}}]' ;;
   "rm --force") ;;
   "volume rm") ;;
+  "secret ls") printf 'drenv-cache-quay-io-config\nunrelated\n' ;;
+  "secret rm") ;;
   *) echo "unexpected call: $*" >&2; exit 99 ;;
 esac"#,
     );
@@ -214,6 +216,10 @@ esac"#,
     assert!(calls.contains(&"podman rm --force --ignore drenv-cache-quay-io".to_string()), "{calls:?}");
     assert!(
         calls.contains(&"podman volume rm drenv-cache-quay-io renamed".to_string()),
+        "{calls:?}"
+    );
+    assert!(
+        calls.contains(&"podman secret rm drenv-cache-quay-io-config".to_string()),
         "{calls:?}"
     );
 }
