@@ -119,7 +119,10 @@ impl CacheSpec {
             ("OTEL_TRACES_EXPORTER".into(), "none".into()),
             // Counters for `drcache stats`, on a port published on loopback only.
             ("REGISTRY_HTTP_DEBUG_ADDR".into(), format!(":{DEBUG_PORT}")),
-            ("REGISTRY_HTTP_DEBUG_PROMETHEUS_ENABLED".into(), "true".into()),
+            (
+                "REGISTRY_HTTP_DEBUG_PROMETHEUS_ENABLED".into(),
+                "true".into(),
+            ),
         ];
         match self.mode {
             Mode::Proxy => {
@@ -162,7 +165,9 @@ impl CacheSpec {
             env: self.env(),
             secrets: self.secrets(),
             command: self.command(),
-            credential_fingerprint: self.proxy_credentials().map(|c| c.fingerprint(&self.registry.name)),
+            credential_fingerprint: self
+                .proxy_credentials()
+                .map(|c| c.fingerprint(&self.registry.name)),
             labels: vec![
                 (LABEL_REGISTRY.into(), self.registry.name.clone()),
                 (LABEL_PREFIX.into(), self.prefix.clone()),
@@ -194,7 +199,9 @@ impl CacheSpec {
 
     /// Credentials are used only in proxy mode: offline, nothing logs in.
     fn proxy_credentials(&self) -> Option<&Credentials> {
-        self.credentials.as_ref().filter(|_| self.mode == Mode::Proxy)
+        self.credentials
+            .as_ref()
+            .filter(|_| self.mode == Mode::Proxy)
     }
 
     /// The podman secret holding this cache's registry config file.
@@ -281,8 +288,12 @@ mod tests {
             "REGISTRY_PROXY_REMOTEURL".into(),
             "https://registry-1.docker.io".into()
         )));
-        assert!(run.env.contains(&("OTEL_TRACES_EXPORTER".into(), "none".into())));
-        assert!(run.env.contains(&("REGISTRY_LOG_LEVEL".into(), "info".into())));
+        assert!(run
+            .env
+            .contains(&("OTEL_TRACES_EXPORTER".into(), "none".into())));
+        assert!(run
+            .env
+            .contains(&("REGISTRY_LOG_LEVEL".into(), "info".into())));
         assert!(run
             .labels
             .contains(&(LABEL_HASH.into(), spec.config_hash())));
@@ -340,7 +351,10 @@ mod tests {
         assert!(argv.contains(
             "--secret drenv-cache-docker-io-config,type=mount,target=drcache-registry.yml"
         ));
-        assert!(argv.ends_with("registry:3 /run/secrets/drcache-registry.yml"), "{argv}");
+        assert!(
+            argv.ends_with("registry:3 /run/secrets/drcache-registry.yml"),
+            "{argv}"
+        );
         assert!(!argv.contains("s3cret") && !argv.contains("hubuser"));
         assert!(!format!("{run:?}").contains("s3cret"));
         assert!(!format!("{spec:?}").contains("s3cret"));

@@ -47,7 +47,13 @@ pub struct GlobalArgs {
     pub json: bool,
 
     /// Color human output (also off when NO_COLOR is set)
-    #[arg(long, global = true, value_enum, default_value = "auto", value_name = "WHEN")]
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "auto",
+        value_name = "WHEN"
+    )]
     pub color: ColorChoice,
 }
 

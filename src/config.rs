@@ -162,7 +162,15 @@ pub fn parse(text: &str, source: &str) -> Result<Config, ConfigError> {
     };
     let string_or = |value: Option<Spanned<String>>, fallback: fn(&Config) -> &String| {
         value.map(|v| (v.span().start, v.into_inner())).map_or_else(
-            || (None, defaults.as_ref().map(|d| fallback(d).clone()).unwrap_or_default()),
+            || {
+                (
+                    None,
+                    defaults
+                        .as_ref()
+                        .map(|d| fallback(d).clone())
+                        .unwrap_or_default(),
+                )
+            },
             |(at, v)| (Some(at), v),
         )
     };
@@ -612,7 +620,9 @@ mod tests {
             "[[registry]]\nname = \"quay.io\"\nport = 6000\n[[registry]]\nname = \"ghcr.io\"\nport = 6000\n",
         );
         assert_eq!(e.line, Some(6));
-        assert!(e.message.contains("port 6000 is used by both \"quay.io\" and \"ghcr.io\""));
+        assert!(e
+            .message
+            .contains("port 6000 is used by both \"quay.io\" and \"ghcr.io\""));
         let e = parse_err(
             "[[registry]]\nname = \"quay.io\"\n[[registry]]\nname = \"ghcr.io\"\nport = 5051\n",
         );
@@ -622,7 +632,9 @@ mod tests {
     #[test]
     fn ports_outside_range_are_errors() {
         for port in ["0", "65536", "-1"] {
-            let e = parse_err(&format!("[[registry]]\nname = \"quay.io\"\nport = {port}\n"));
+            let e = parse_err(&format!(
+                "[[registry]]\nname = \"quay.io\"\nport = {port}\n"
+            ));
             assert_eq!(e.line, Some(3));
             assert!(e.message.contains("outside 1..65535"), "{e}");
         }
@@ -684,7 +696,10 @@ mod tests {
             c.registries[1].credentials,
             Some(CredentialSource::File("~/.config/drcache/quay.cred".into()))
         );
-        assert_eq!(c.registries[2].credentials, Some(CredentialSource::AuthFile));
+        assert_eq!(
+            c.registries[2].credentials,
+            Some(CredentialSource::AuthFile)
+        );
         assert_eq!(c.registries[3].credentials, None);
     }
 
@@ -692,7 +707,11 @@ mod tests {
     fn bad_credential_sources() {
         let e = parse_err("[[registry]]\nname = \"docker.io\"\nusername_env = \"U\"\n");
         assert_eq!(e.line, Some(3));
-        assert!(e.message.contains("username_env and password_env go together"), "{e}");
+        assert!(
+            e.message
+                .contains("username_env and password_env go together"),
+            "{e}"
+        );
         let e = parse_err(
             "[[registry]]\nname = \"docker.io\"\nusername_env = \"U\"\npassword_env = \"P\"\nauth_file = true\n",
         );
@@ -700,7 +719,10 @@ mod tests {
         let e = parse_err(
             "[[registry]]\nname = \"docker.io\"\nusername_env = \"U-1\"\npassword_env = \"P\"\n",
         );
-        assert!(e.message.contains("not an environment variable name"), "{e}");
+        assert!(
+            e.message.contains("not an environment variable name"),
+            "{e}"
+        );
         // The config names a source, never holds the secret itself.
         let e = parse_err("[[registry]]\nname = \"docker.io\"\npassword = \"x\"\n");
         assert!(e.message.contains("unknown field `password`"), "{e}");
@@ -729,7 +751,13 @@ mod tests {
         ] {
             assert!(check_upstream(ok).is_ok(), "{ok}");
         }
-        for bad in ["quay.io", "https://", "https://a b", "https://x:99999", "https://x?y"] {
+        for bad in [
+            "quay.io",
+            "https://",
+            "https://a b",
+            "https://x:99999",
+            "https://x?y",
+        ] {
             assert!(check_upstream(bad).is_err(), "{bad}");
         }
     }
@@ -779,6 +807,8 @@ mod tests {
     #[test]
     fn missing_file_is_an_error_naming_it() {
         let e = load(Some(Path::new("/nonexistent/drcache.toml"))).unwrap_err();
-        assert!(e.to_string().starts_with("/nonexistent/drcache.toml: cannot read"));
+        assert!(e
+            .to_string()
+            .starts_with("/nonexistent/drcache.toml: cannot read"));
     }
 }

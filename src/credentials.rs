@@ -32,7 +32,12 @@ impl Credentials {
     /// the same password gives different values on different caches.
     pub fn fingerprint(&self, registry: &str) -> String {
         let mut h = Sha256::new();
-        for part in ["drcache-credentials", registry, &self.username, &self.password] {
+        for part in [
+            "drcache-credentials",
+            registry,
+            &self.username,
+            &self.password,
+        ] {
             h.update(part.as_bytes());
             h.update([0]);
         }
@@ -72,7 +77,10 @@ pub fn resolve(source: &CredentialSource, registry: &str) -> Result<Credentials,
         CredentialSource::File(path) => {
             let text = std::fs::read_to_string(expand_home(path)).map_err(|e| {
                 bad(
-                    format!("{registry}: cannot read credentials_file {}: {e}", path.display()),
+                    format!(
+                        "{registry}: cannot read credentials_file {}: {e}",
+                        path.display()
+                    ),
                     "create it with one line `username:password` (mode 600)",
                 )
             })?;
@@ -96,7 +104,8 @@ pub fn resolve(source: &CredentialSource, registry: &str) -> Result<Credentials,
                     return Ok(creds);
                 }
             }
-            let searched: Vec<String> = candidates.iter().map(|p| p.display().to_string()).collect();
+            let searched: Vec<String> =
+                candidates.iter().map(|p| p.display().to_string()).collect();
             Err(bad(
                 format!(
                     "{registry}: no login for it in the auth files ({})",
@@ -210,7 +219,10 @@ mod tests {
         };
         assert_ne!(a.fingerprint("docker.io"), b.fingerprint("docker.io"));
         assert_ne!(a.fingerprint("docker.io"), a.fingerprint("quay.io"));
-        assert_eq!(a.fingerprint("docker.io"), a.clone().fingerprint("docker.io"));
+        assert_eq!(
+            a.fingerprint("docker.io"),
+            a.clone().fingerprint("docker.io")
+        );
     }
 
     #[test]
@@ -265,6 +277,8 @@ mod tests {
         assert_eq!(c.password, "secret");
         std::fs::write(&path, "garbage\n").unwrap();
         let err = resolve(&CredentialSource::File(path), "docker.io").unwrap_err();
-        assert!(err.message.contains("does not start with a `username:password` line"));
+        assert!(err
+            .message
+            .contains("does not start with a `username:password` line"));
     }
 }

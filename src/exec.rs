@@ -262,7 +262,9 @@ mod tests {
         let err = runner.run(&cmd).unwrap_err();
         assert_eq!(err.code, Some(3));
         let text = err.to_string();
-        assert!(text.contains("`sh -c 'echo one >&2; echo two >&2; exit 3'` failed (exit status 3)"));
+        assert!(
+            text.contains("`sh -c 'echo one >&2; echo two >&2; exit 3'` failed (exit status 3)")
+        );
         assert!(text.ends_with("--- stderr\none\ntwo"), "{text}");
     }
 
@@ -270,7 +272,11 @@ mod tests {
     fn accepted_codes_are_answers() {
         let runner = Runner::new(Ui::plain_for_tests(), false);
         let out = runner
-            .run(&Cmd::query("/bin/sh", "sh").args(["-c", "exit 1"]).accept(&[1]))
+            .run(
+                &Cmd::query("/bin/sh", "sh")
+                    .args(["-c", "exit 1"])
+                    .accept(&[1]),
+            )
             .unwrap();
         assert_eq!(out.code, 1);
     }
@@ -282,7 +288,9 @@ mod tests {
             .run(&Cmd::mutation("false", "false"))
             .expect("a skipped mutation succeeds");
         assert!(skipped.skipped);
-        let ran = runner.run(&Cmd::query("/bin/sh", "sh").args(["-c", "echo hi"])).unwrap();
+        let ran = runner
+            .run(&Cmd::query("/bin/sh", "sh").args(["-c", "echo hi"]))
+            .unwrap();
         assert_eq!(ran.stdout, "hi\n");
     }
 

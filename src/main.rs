@@ -6,6 +6,8 @@ mod context;
 mod credentials;
 mod errors;
 mod exec;
+#[cfg(test)]
+mod fuzz_tests;
 mod lock;
 mod podman;
 mod reconcile;

@@ -160,7 +160,10 @@ pub fn hint_for(stderr: &str) -> Option<String> {
     } else if s.contains("address already in use") {
         Some("another process holds the port: stop it, or give the cache another `port` in the config".into())
     } else if s.contains("image not known") || s.contains("manifest unknown") {
-        Some("check the `image` setting in the config, or pull the image first with `podman pull`".into())
+        Some(
+            "check the `image` setting in the config, or pull the image first with `podman pull`"
+                .into(),
+        )
     } else if s.contains("permission denied") {
         Some("check that you may run podman, e.g. `podman info`".into())
     } else {
@@ -409,12 +412,16 @@ mod tests {
 
     #[test]
     fn hints_for_known_failures() {
-        assert!(hint_for("Error: Cannot connect to Podman. Please verify...")
-            .unwrap()
-            .contains("podman machine start"));
-        assert!(hint_for("rootlessport listen tcp 0.0.0.0:5051: bind: address already in use")
-            .unwrap()
-            .contains("port"));
+        assert!(
+            hint_for("Error: Cannot connect to Podman. Please verify...")
+                .unwrap()
+                .contains("podman machine start")
+        );
+        assert!(
+            hint_for("rootlessport listen tcp 0.0.0.0:5051: bind: address already in use")
+                .unwrap()
+                .contains("port")
+        );
         assert_eq!(hint_for("something else"), None);
     }
 }

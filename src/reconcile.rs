@@ -185,7 +185,9 @@ pub fn apply(
                 return true;
             }
             last_check.set(Instant::now());
-            let log = podman.logs_since(&spec.container, since).unwrap_or_default();
+            let log = podman
+                .logs_since(&spec.container, since)
+                .unwrap_or_default();
             *failure.borrow_mut() = upstream_failure(&log, &spec.registry.upstream);
             failure.borrow().is_none()
         });
@@ -214,7 +216,7 @@ fn fall_back_offline(
     outcome.mode = Mode::Offline;
     outcome.offline_reason = Some(reason);
     let result = podman
-        .remove(&[offline.container.clone()])
+        .remove(std::slice::from_ref(&offline.container))
         .and_then(|_| podman.run_container(&offline.run_spec()));
     match result {
         Ok(_) => {
@@ -225,7 +227,7 @@ fn fall_back_offline(
             ))
         }
         Err(e) => {
-            let _ = podman.remove(&[offline.container.clone()]);
+            let _ = podman.remove(std::slice::from_ref(&offline.container));
             outcome.error = Some(e.to_string());
         }
     }
@@ -248,15 +250,15 @@ fn converge(
     }
     match action {
         Action::Unchanged => Ok(()),
-        Action::Start => podman.start(&[spec.container.clone()]).map_err(|e| {
+        Action::Start => podman.start(std::slice::from_ref(&spec.container)).map_err(|e| {
             // Leave no half-started container behind; the volume stays.
-            let _ = podman.remove(&[spec.container.clone()]);
+            let _ = podman.remove(std::slice::from_ref(&spec.container));
             describe_failure(spec, facts, &e.to_string())
         }),
         Action::Create | Action::Recreate => {
             if action == Action::Recreate {
                 podman
-                    .remove(&[spec.container.clone()])
+                    .remove(std::slice::from_ref(&spec.container))
                     .map_err(|e| e.to_string())?;
             }
             if port_taken(spec) {
@@ -267,11 +269,14 @@ fn converge(
                     .replace_secret(&name, &value)
                     .map_err(|e| e.to_string())?;
             }
-            podman.run_container(&spec.run_spec()).map(drop).map_err(|e| {
-                // `podman run` may leave the container in `created` state.
-                let _ = podman.remove(&[spec.container.clone()]);
-                describe_failure(spec, facts, &e.to_string())
-            })
+            podman
+                .run_container(&spec.run_spec())
+                .map(drop)
+                .map_err(|e| {
+                    // `podman run` may leave the container in `created` state.
+                    let _ = podman.remove(std::slice::from_ref(&spec.container));
+                    describe_failure(spec, facts, &e.to_string())
+                })
         }
     }
 }
@@ -322,15 +327,27 @@ mod tests {
         let s = spec();
         let hash = s.config_hash();
         assert_eq!(plan(&s, None), Action::Create);
-        assert_eq!(plan(&s, Some(&container("running", Some(&hash)))), Action::Unchanged);
+        assert_eq!(
+            plan(&s, Some(&container("running", Some(&hash)))),
+            Action::Unchanged
+        );
         for state in ["exited", "stopped", "created", "configured"] {
-            assert_eq!(plan(&s, Some(&container(state, Some(&hash)))), Action::Start);
+            assert_eq!(
+                plan(&s, Some(&container(state, Some(&hash)))),
+                Action::Start
+            );
         }
         for state in ["paused", "dead", "removing", "weird"] {
-            assert_eq!(plan(&s, Some(&container(state, Some(&hash)))), Action::Recreate);
+            assert_eq!(
+                plan(&s, Some(&container(state, Some(&hash)))),
+                Action::Recreate
+            );
         }
         // drenv's own containers carry no drcache hash: recreated, volume kept.
-        assert_eq!(plan(&s, Some(&container("running", None))), Action::Recreate);
+        assert_eq!(
+            plan(&s, Some(&container("running", None))),
+            Action::Recreate
+        );
         assert_eq!(
             plan(&s, Some(&container("running", Some("0000")))),
             Action::Recreate
@@ -349,7 +366,10 @@ mod tests {
             "panic: Get \"http://host.containers.internal:1/v2/\": dial tcp 10.88.0.1:1: connect: connection refused"
         );
         assert_eq!(upstream_failure(log, "https://quay.io"), None);
-        assert_eq!(upstream_failure("level=info msg=listening", "http://h:1"), None);
+        assert_eq!(
+            upstream_failure("level=info msg=listening", "http://h:1"),
+            None
+        );
     }
 
     #[test]

@@ -33,7 +33,10 @@ impl Probe {
 
 /// One readiness probe of the registry at `addr` (`host:port`).
 pub fn probe(addr: &str) -> Probe {
-    match agent(REQUEST_TIMEOUT).get(format!("http://{addr}/v2/")).call() {
+    match agent(REQUEST_TIMEOUT)
+        .get(format!("http://{addr}/v2/"))
+        .call()
+    {
         Ok(resp) if resp.status().as_u16() == 200 => Probe::Ready,
         Ok(resp) => Probe::Status(resp.status().as_u16()),
         Err(e) => Probe::Unreachable(e.to_string()),

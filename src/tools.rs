@@ -68,7 +68,9 @@ mod tests {
     #[test]
     fn override_must_be_executable_and_is_named_in_the_error() {
         let err = find_with(&PODMAN, Some(PathBuf::from("/nonexistent/podman"))).unwrap_err();
-        assert!(err.message.contains("DRCACHE_PODMAN is set to /nonexistent/podman"));
+        assert!(err
+            .message
+            .contains("DRCACHE_PODMAN is set to /nonexistent/podman"));
         assert!(err.hint.contains("DRCACHE_PODMAN"));
         assert_eq!(err.code, exit::TOOL_MISSING);
     }

@@ -28,8 +28,9 @@ fn podman_not_installed_names_the_override() {
         .arg("status"))
     .expect(4);
     assert!(
-        out.stderr
-            .contains("error: DRCACHE_PODMAN is set to /nonexistent/podman, which is not an executable"),
+        out.stderr.contains(
+            "error: DRCACHE_PODMAN is set to /nonexistent/podman, which is not an executable"
+        ),
         "{}",
         out.stderr
     );
@@ -40,10 +41,15 @@ fn podman_not_installed_names_the_override() {
         .env("XDG_RUNTIME_DIR", fake.path())
         .arg("start"))
     .expect(4);
-    assert!(out.stderr.contains("podman was not found on PATH"), "{}", out.stderr);
     assert!(
+        out.stderr.contains("podman was not found on PATH"),
+        "{}",
         out.stderr
-            .contains("hint: install podman (https://podman.io/docs/installation), or set DRCACHE_PODMAN"),
+    );
+    assert!(
+        out.stderr.contains(
+            "hint: install podman (https://podman.io/docs/installation), or set DRCACHE_PODMAN"
+        ),
         "{}",
         out.stderr
     );
@@ -84,7 +90,10 @@ fn dry_run_start_queries_only_and_prints_the_mutations() {
     calls.sort();
     assert_eq!(
         calls,
-        ["podman ps --all --format json", "podman volume ls --format json"]
+        [
+            "podman ps --all --format json",
+            "podman volume ls --format json"
+        ]
     );
     assert!(
         out.stderr.contains(
@@ -99,7 +108,9 @@ fn dry_run_start_queries_only_and_prints_the_mutations() {
         "{}",
         out.stderr
     );
-    assert!(out.stderr.contains("--env REGISTRY_PROXY_REMOTEURL=https://quay.io"));
+    assert!(out
+        .stderr
+        .contains("--env REGISTRY_PROXY_REMOTEURL=https://quay.io"));
     assert!(out.stderr.contains("docker.io/library/registry:3"));
     assert!(out.stderr.contains("would be created"), "{}", out.stderr);
 }
@@ -143,14 +154,24 @@ fn invalid_config_names_file_and_line_and_calls_nothing() {
 
     // Unknown keys and TOML syntax errors name their line too.
     std::fs::write(&config, "prefix = \"ok\"\nimagee = \"x\"\n").unwrap();
-    let out = run(with_fake(&fake, &podman).arg("--config").arg(&config).arg("start")).expect(2);
-    assert!(out.stderr.contains(":2: unknown field `imagee`"), "{}", out.stderr);
+    let out = run(with_fake(&fake, &podman)
+        .arg("--config")
+        .arg(&config)
+        .arg("start"))
+    .expect(2);
+    assert!(
+        out.stderr.contains(":2: unknown field `imagee`"),
+        "{}",
+        out.stderr
+    );
 
     // A config file named but missing.
-    let out = run(with_fake(&fake, &podman)
-        .args(["--config", "/nonexistent/drcache.toml", "status"]))
-    .expect(2);
-    assert!(out.stderr.contains("/nonexistent/drcache.toml: cannot read the config file"));
+    let out =
+        run(with_fake(&fake, &podman).args(["--config", "/nonexistent/drcache.toml", "status"]))
+            .expect(2);
+    assert!(out
+        .stderr
+        .contains("/nonexistent/drcache.toml: cannot read the config file"));
     assert!(fake.calls().is_empty());
 }
 
@@ -169,7 +190,11 @@ fn config_comes_from_env_then_xdg() {
         .env("XDG_CONFIG_HOME", &xdg)
         .args(["status", "--json"]))
     .expect(3);
-    assert!(out.stdout.contains("\"container\":\"fromxdg-quay-io\""), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("\"container\":\"fromxdg-quay-io\""),
+        "{}",
+        out.stdout
+    );
 
     let env_file = fake.path().join("env.toml");
     std::fs::write(&env_file, "prefix = \"fromenv\"\n").unwrap();
@@ -213,7 +238,10 @@ esac"#,
     );
     run(with_fake(&fake, &podman).args(["clean", "--volumes"])).expect(0);
     let calls = fake.calls();
-    assert!(calls.contains(&"podman rm --force --ignore drenv-cache-quay-io".to_string()), "{calls:?}");
+    assert!(
+        calls.contains(&"podman rm --force --ignore drenv-cache-quay-io".to_string()),
+        "{calls:?}"
+    );
     assert!(
         calls.contains(&"podman volume rm drenv-cache-quay-io renamed".to_string()),
         "{calls:?}"
@@ -249,7 +277,15 @@ esac"#,
 #[test]
 fn global_options_work_after_the_subcommand_and_help_lists_commands() {
     let out = run(drcache(None).arg("--help")).expect(0);
-    for word in ["start", "stop", "status", "clean", "--dry-run", "--json", "--config"] {
+    for word in [
+        "start",
+        "stop",
+        "status",
+        "clean",
+        "--dry-run",
+        "--json",
+        "--config",
+    ] {
         assert!(out.stdout.contains(word), "{word}: {}", out.stdout);
     }
     let out = run(drcache(None).args(["start", "--no-such-flag"])).expect(2);

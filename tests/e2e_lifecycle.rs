@@ -98,7 +98,10 @@ fn lifecycle_idempotency_and_cache_hits() {
     // Pull through the cache twice: the upstream serves the blobs once.
     skopeo_pull("127.0.0.1:26101", "test/img:1").unwrap();
     let after_first_pull = upstream.blob_gets();
-    assert!(after_first_pull >= 1, "the first pull must reach the upstream");
+    assert!(
+        after_first_pull >= 1,
+        "the first pull must reach the upstream"
+    );
     skopeo_pull("127.0.0.1:26101", "test/img:1").unwrap();
     assert_eq!(
         upstream.blob_gets(),
@@ -140,7 +143,11 @@ fn lifecycle_idempotency_and_cache_hits() {
     assert!(podman_ok(&["volume", "exists", &quay]));
     run(drcache(Some(&config)).arg("start")).expect(0);
     skopeo_pull("127.0.0.1:26101", "test/img:1").unwrap();
-    assert_eq!(upstream.blob_gets(), after_first_pull, "volume kept the cache");
+    assert_eq!(
+        upstream.blob_gets(),
+        after_first_pull,
+        "volume kept the cache"
+    );
 
     // clean --volumes removes drcache's volumes only.
     run(drcache(Some(&config)).args(["clean", "--volumes"])).expect(0);
@@ -148,7 +155,11 @@ fn lifecycle_idempotency_and_cache_hits() {
     assert!(!podman_ok(&["volume", "exists", &docker]));
     assert!(podman_ok(&["volume", "exists", &format!("{prefix}-mine")]));
     let again = run(drcache(Some(&config)).args(["clean", "--volumes"])).expect(0);
-    assert!(again.stderr.contains("nothing to clean"), "{}", again.stderr);
+    assert!(
+        again.stderr.contains("nothing to clean"),
+        "{}",
+        again.stderr
+    );
 }
 
 #[test]
@@ -160,7 +171,14 @@ fn changed_config_recreates_and_keeps_the_volume() {
     let _cleanup = Cleanup::new(prefix);
     let upstream = Upstream::start(&env, &format!("{prefix}-upstream"), 26200);
     let dir = tempfile::tempdir().unwrap();
-    let config = write_config(&dir, &env, prefix, &upstream.url(), &[("quay.io", 26201)], "");
+    let config = write_config(
+        &dir,
+        &env,
+        prefix,
+        &upstream.url(),
+        &[("quay.io", 26201)],
+        "",
+    );
     run(drcache(Some(&config)).arg("start")).expect(0);
     let name = format!("{prefix}-quay-io");
     let old_id = container_id(&name);
@@ -182,7 +200,11 @@ fn changed_config_recreates_and_keeps_the_volume() {
     let ports = podman(&["port", &name]);
     assert!(ports.contains("127.0.0.1:26202"), "{ports}");
     skopeo_pull("127.0.0.1:26202", "test/img:1").unwrap();
-    assert_eq!(upstream.blob_gets(), gets, "the recreated cache kept its data");
+    assert_eq!(
+        upstream.blob_gets(),
+        gets,
+        "the recreated cache kept its data"
+    );
 }
 
 #[test]
@@ -194,7 +216,14 @@ fn adopts_an_existing_unlabelled_volume() {
     let _cleanup = Cleanup::new(prefix);
     let upstream = Upstream::start(&env, &format!("{prefix}-upstream"), 26300);
     let dir = tempfile::tempdir().unwrap();
-    let config = write_config(&dir, &env, prefix, &upstream.url(), &[("quay.io", 26301)], "");
+    let config = write_config(
+        &dir,
+        &env,
+        prefix,
+        &upstream.url(),
+        &[("quay.io", 26301)],
+        "",
+    );
     // The older helper's volume: same name, no drcache label, data inside.
     let volume = format!("{prefix}-quay-io");
     podman(&["volume", "create", &volume]);
@@ -202,8 +231,17 @@ fn adopts_an_existing_unlabelled_volume() {
     std::fs::write(PathBuf::from(mountpoint.trim()).join("marker"), "old data").unwrap();
 
     let out = run(drcache(Some(&config)).args(["start", "--json"])).expect(0);
-    assert!(out.stdout.contains("\"volume_created\":false"), "{}", out.stdout);
-    let mounts = podman(&["inspect", "--format", "{{range .Mounts}}{{.Name}}{{end}}", &volume]);
+    assert!(
+        out.stdout.contains("\"volume_created\":false"),
+        "{}",
+        out.stdout
+    );
+    let mounts = podman(&[
+        "inspect",
+        "--format",
+        "{{range .Mounts}}{{.Name}}{{end}}",
+        &volume,
+    ]);
     assert_eq!(mounts.trim(), volume);
     // The old data is still there, in the volume the cache uses.
     assert_eq!(
@@ -237,8 +275,16 @@ fn port_conflict_fails_that_cache_only_and_leaves_nothing_behind() {
         "{}",
         out.stderr
     );
-    assert!(out.stderr.contains("1 of 2 caches failed: ghcr.io"), "{}", out.stderr);
-    assert!(!podman_ok(&["container", "exists", &format!("{prefix}-ghcr-io")]));
+    assert!(
+        out.stderr.contains("1 of 2 caches failed: ghcr.io"),
+        "{}",
+        out.stderr
+    );
+    assert!(!podman_ok(&[
+        "container",
+        "exists",
+        &format!("{prefix}-ghcr-io")
+    ]));
     assert_eq!(container_state(&format!("{prefix}-quay-io")), "running");
 }
 
@@ -258,11 +304,21 @@ fn invalid_config_changes_nothing() {
     .unwrap();
     let out = run(drcache(Some(&config)).arg("start")).expect(2);
     assert!(
-        out.stderr
-            .contains(&format!("{}:4: port 70000 is outside 1..65535", config.display())),
+        out.stderr.contains(&format!(
+            "{}:4: port 70000 is outside 1..65535",
+            config.display()
+        )),
         "{}",
         out.stderr
     );
-    assert!(!podman_ok(&["container", "exists", &format!("{prefix}-quay-io")]));
-    assert!(!podman_ok(&["volume", "exists", &format!("{prefix}-quay-io")]));
+    assert!(!podman_ok(&[
+        "container",
+        "exists",
+        &format!("{prefix}-quay-io")
+    ]));
+    assert!(!podman_ok(&[
+        "volume",
+        "exists",
+        &format!("{prefix}-quay-io")
+    ]));
 }

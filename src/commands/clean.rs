@@ -28,7 +28,8 @@ pub fn run(ctx: &Context, args: &CleanArgs) -> Result<()> {
         .collect();
     if !containers.is_empty() {
         podman.remove(&containers)?;
-        ctx.ui.info(&verb(&format!("containers: {}", containers.join(", "))));
+        ctx.ui
+            .info(&verb(&format!("containers: {}", containers.join(", "))));
     }
 
     // Upstream login secrets go with their containers.
@@ -40,7 +41,8 @@ pub fn run(ctx: &Context, args: &CleanArgs) -> Result<()> {
         .collect();
     if !secrets.is_empty() {
         podman.remove_secrets(&secrets)?;
-        ctx.ui.info(&verb(&format!("secrets: {}", secrets.join(", "))));
+        ctx.ui
+            .info(&verb(&format!("secrets: {}", secrets.join(", "))));
     }
 
     let mut volumes = Vec::new();
@@ -60,7 +62,8 @@ pub fn run(ctx: &Context, args: &CleanArgs) -> Result<()> {
         }
         if !volumes.is_empty() {
             podman.remove_volumes(&volumes)?;
-            ctx.ui.info(&verb(&format!("volumes: {}", volumes.join(", "))));
+            ctx.ui
+                .info(&verb(&format!("volumes: {}", volumes.join(", "))));
         }
     }
     if containers.is_empty() && volumes.is_empty() && secrets.is_empty() {

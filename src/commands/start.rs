@@ -82,7 +82,9 @@ fn describe(ctx: &Context, o: &Outcome) -> String {
             Tone::Good,
             &format!("ready in {:.1}s", o.elapsed.as_secs_f64()),
         ),
-        Some(Probe::Status(code)) => ui.paint(Tone::Bad, &format!("not ready: /v2/ answered {code}")),
+        Some(Probe::Status(code)) => {
+            ui.paint(Tone::Bad, &format!("not ready: /v2/ answered {code}"))
+        }
         Some(Probe::Unreachable(why)) => ui.paint(Tone::Bad, &format!("not ready: {why}")),
     };
     format!("{name} {:<12} {state}{volume}{mode}", action)

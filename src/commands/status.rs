@@ -78,7 +78,15 @@ pub fn run(ctx: &Context, args: &SelectArgs) -> Result<()> {
         eprintln!(
             "{}",
             table(
-                &["REGISTRY", "UPSTREAM", "PORT", "CONTAINER", "VOLUME", "STATE", "READY"],
+                &[
+                    "REGISTRY",
+                    "UPSTREAM",
+                    "PORT",
+                    "CONTAINER",
+                    "VOLUME",
+                    "STATE",
+                    "READY"
+                ],
                 &cells
             )
         );
