@@ -11,7 +11,7 @@
 set -euo pipefail
 
 STATE_DIR=${DRCACHE_TEST_DIR:-/var/tmp/drcache-test}
-IMAGE=localhost/drcache-test-registry:latest
+IMAGE=localhost/drcache-test-registry:2
 HASH_LABEL=io.drcache.test.inputs-hash
 
 log() { printf 'test-env: %s\n' "$*" >&2; }
@@ -149,12 +149,14 @@ http:
 
 NSSWITCH='hosts: files dns'
 
+# Like the official registry images, whose entrypoint serves a config file
+# given as the only argument (drcache passes one for caches with a login).
 CONTAINERFILE='FROM scratch
 COPY rootfs/ /
 VOLUME /var/lib/registry
 EXPOSE 5000
-ENTRYPOINT ["/bin/registry"]
-CMD ["serve", "/etc/docker/registry/config.yml"]'
+ENTRYPOINT ["/bin/registry", "serve"]
+CMD ["/etc/docker/registry/config.yml"]'
 
 # --layers=false: no cached intermediate images left behind (podman images -a).
 BUILD_OPTS=(--quiet --layers=false)

@@ -258,6 +258,9 @@ fn upstream_credentials_never_leak() {
     let _cleanup = Cleanup::new(prefix);
     let secret_user = "drcache-test-user";
     let secret_password = "pw-9f2c61d8-not-in-any-log";
+    // Registry 2.8 answers only bearer-token challenges with proxy
+    // credentials, so the upstream here is open and the test reads the
+    // config file the cache's registry really loads.
     let upstream = Upstream::start(&env, &format!("{prefix}-upstream"), 26800);
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(
@@ -296,18 +299,24 @@ fn upstream_credentials_never_leak() {
         "podman inspect shows the password"
     );
     assert!(!inspect.contains(secret_user));
-    // The cache still works as a proxy with its login in place.
+    let loaded = registry_config_of(&cache, dir.path());
+    assert!(
+        loaded.contains(&format!("username: \"{secret_user}\"")),
+        "{loaded}"
+    );
+    assert!(loaded.contains(&format!("password: \"{secret_password}\"")));
     skopeo_pull("127.0.0.1:26801", "test/img:1").unwrap();
 
     // The warning is given once; the same login changes nothing.
     let out = start(secret_password, &[]).expect(0);
     assert!(!out.stderr.contains("warning:"), "{}", out.stderr);
     assert!(out.stderr.contains("unchanged"), "{}", out.stderr);
-    // A new password recreates the cache; still nothing in argv or logs.
+    // A new password recreates the cache with it; still nothing in argv or logs.
     let out = start("another-pw-3e1b", &[]).expect(0);
     assert!(out.stderr.contains("recreated"), "{}", out.stderr);
     assert!(!out.stderr.contains("another-pw-3e1b"));
     assert!(!podman(&["inspect", &cache]).contains("another-pw-3e1b"));
+    assert!(registry_config_of(&cache, dir.path()).contains("password: \"another-pw-3e1b\""));
     // A missing variable is a clear error before anything changes.
     let out = run(drcache(Some(&cfg))
         .env_remove("DRT_USER")
@@ -323,4 +332,15 @@ fn upstream_credentials_never_leak() {
     // clean removes the secret with the container.
     run(drcache(Some(&cfg)).arg("clean")).expect(0);
     assert!(!podman(&["secret", "ls", "--format", "{{.Name}}"]).contains(&cache));
+}
+
+/// The registry config file a cache with a login runs with (its secret).
+fn registry_config_of(container: &str, scratch: &Path) -> String {
+    let copy = scratch.join("loaded.yml");
+    podman(&[
+        "cp",
+        &format!("{container}:/run/secrets/drcache-registry.yml"),
+        copy.to_str().unwrap(),
+    ]);
+    std::fs::read_to_string(copy).unwrap()
 }
