@@ -198,15 +198,28 @@ impl<'r> Podman<'r> {
         })
     }
 
+    /// A listing. podman lists, then reads each item; an item removed in
+    /// between by another process fails the whole call with "no such ...",
+    /// so such a failure is retried a few times.
+    fn list(&self, args: &[&str]) -> Result<Output, CommandError> {
+        let mut attempts = 0;
+        loop {
+            match self.run(self.query().args(args.iter().copied())) {
+                Err(e) if attempts < 3 && e.stderr_tail.contains("no such") => attempts += 1,
+                other => return other,
+            }
+        }
+    }
+
     /// All containers in any state, in one call.
     pub fn containers(&self) -> Result<Vec<Container>> {
-        let out = self.run(self.query().args(["ps", "--all", "--format", "json"]))?;
+        let out = self.list(&["ps", "--all", "--format", "json"])?;
         parse_containers(&out.stdout)
     }
 
     /// All volumes, in one call.
     pub fn volumes(&self) -> Result<Vec<Volume>> {
-        let out = self.run(self.query().args(["volume", "ls", "--format", "json"]))?;
+        let out = self.list(&["volume", "ls", "--format", "json"])?;
         parse_volumes(&out.stdout)
     }
 

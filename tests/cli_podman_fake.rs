@@ -291,3 +291,35 @@ fn global_options_work_after_the_subcommand_and_help_lists_commands() {
     let out = run(drcache(None).args(["start", "--no-such-flag"])).expect(2);
     assert!(out.stderr.contains("--no-such-flag"));
 }
+
+#[test]
+fn a_listing_racing_a_removal_is_retried() {
+    let fake = FakeBin::new();
+    // The first `volume ls` fails as podman 4.3 does when another process
+    // removes a volume while it lists.
+    let podman = fake.script(
+        "podman",
+        &format!(
+            r#"
+case "$1 $2" in
+  "ps --all") echo '[]' ;;
+  "volume ls")
+    if [ ! -e '{flag}' ]; then
+      touch '{flag}'
+      echo 'Error: no volume with name 3a43dc found in database: no such volume' >&2
+      exit 125
+    fi
+    echo '[]' ;;
+  *) echo "unexpected call: $*" >&2; exit 99 ;;
+esac"#,
+            flag = fake.path().join("failed-once").display()
+        ),
+    );
+    run(with_fake(&fake, &podman).args(["status", "--json"])).expect(3);
+    let volume_calls = fake
+        .calls()
+        .iter()
+        .filter(|c| c.starts_with("podman volume ls"))
+        .count();
+    assert_eq!(volume_calls, 2);
+}
