@@ -323,3 +323,54 @@ esac"#,
         .count();
     assert_eq!(volume_calls, 2);
 }
+
+#[test]
+fn credentials_reach_podman_on_stdin_only() {
+    let fake = FakeBin::new();
+    let stdin_log = fake.path().join("stdin.log");
+    let podman = fake.script(
+        "podman",
+        &format!(
+            r#"
+case "$1 $2" in
+  "ps --all") echo '[]' ;;
+  "volume ls") echo '[]' ;;
+  "volume create") ;;
+  "secret rm") echo 'Error: no secret with name or id "x": no such secret' >&2; exit 125 ;;
+  "secret create") cat >> '{}' ;;
+  "run --detach") echo 0123abcd ;;
+  *) echo "unexpected call: $*" >&2; exit 99 ;;
+esac"#,
+            stdin_log.display()
+        ),
+    );
+    let config = fake.path().join("c.toml");
+    std::fs::write(
+        &config,
+        "[[registry]]\nname = \"docker.io\"\nport = 29999\nusername_env = \"T_USER\"\npassword_env = \"T_PASS\"\n",
+    )
+    .unwrap();
+    let out = run(with_fake(&fake, &podman)
+        .env("T_USER", "user-7c1e")
+        .env("T_PASS", "pass-51d0")
+        .arg("--config")
+        .arg(&config)
+        .args(["-v", "start", "--timeout", "1"]))
+    .expect(3);
+    let calls = fake.calls().join("\n");
+    assert!(
+        calls.contains("podman secret create drenv-cache-docker-io-config -"),
+        "{calls}"
+    );
+    assert!(calls
+        .contains("--secret drenv-cache-docker-io-config,type=mount,target=drcache-registry.yml"));
+    for text in [&calls, &out.stderr, &out.stdout] {
+        assert!(
+            !text.contains("pass-51d0") && !text.contains("user-7c1e"),
+            "{text}"
+        );
+    }
+    // The secret's content arrived on stdin.
+    let stdin = std::fs::read_to_string(&stdin_log).unwrap();
+    assert!(stdin.contains("password: \"pass-51d0\""), "{stdin}");
+}
