@@ -250,11 +250,13 @@ fn converge(
     }
     match action {
         Action::Unchanged => Ok(()),
-        Action::Start => podman.start(std::slice::from_ref(&spec.container)).map_err(|e| {
-            // Leave no half-started container behind; the volume stays.
-            let _ = podman.remove(std::slice::from_ref(&spec.container));
-            describe_failure(spec, facts, &e.to_string())
-        }),
+        Action::Start => podman
+            .start(std::slice::from_ref(&spec.container))
+            .map_err(|e| {
+                // Leave no half-started container behind; the volume stays.
+                let _ = podman.remove(std::slice::from_ref(&spec.container));
+                describe_failure(spec, facts, &e.to_string())
+            }),
         Action::Create | Action::Recreate => {
             if action == Action::Recreate {
                 podman
