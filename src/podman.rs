@@ -10,7 +10,7 @@ use serde::{Deserialize, Deserializer};
 use crate::exec::{Cmd, CommandError, Output, Runner};
 
 /// `null` in podman's JSON means the same as an absent key.
-fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+pub(crate) fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
 where
     D: Deserializer<'de>,
     T: Default + Deserialize<'de>,
