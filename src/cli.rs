@@ -67,6 +67,15 @@ pub enum Command {
     Status(SelectArgs),
     /// Remove the cache containers (and with --volumes, their cached data)
     Clean(CleanArgs),
+    /// Print or write the containerd hosts.toml that sends each registry's pulls
+    /// through its cache (for kind, k3d or any containerd; see docs/clusters.md)
+    HostsToml(HostsTomlArgs),
+    /// Make minikube clusters pull through the caches, on every node and across
+    /// restarts, and check from each node that the caches answer (exit 3 when not)
+    Configure(ConfigureArgs),
+    /// Remove what `configure` wrote, from minikube's file-sync directory and
+    /// from the nodes of running clusters
+    Unconfigure(ConfigureArgs),
 }
 
 #[derive(Debug, Args)]
@@ -101,6 +110,28 @@ pub struct CleanArgs {
     pub volumes: bool,
 }
 
+#[derive(Debug, Args)]
+pub struct HostsTomlArgs {
+    #[command(flatten)]
+    pub select: SelectArgs,
+
+    /// Address the cluster nodes reach the caches at (default: the config's `host`)
+    #[arg(long, value_name = "HOST")]
+    pub host: Option<String>,
+
+    /// Write DIR/<registry>/hosts.toml instead of printing
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigureArgs {
+    /// Running minikube profiles to act on now (default: all running ones with
+    /// the containerd runtime); repeat for several
+    #[arg(short, long = "profile", value_name = "NAME")]
+    pub profiles: Vec<String>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -121,6 +152,25 @@ mod tests {
         assert!(cli.global.dry_run);
         match cli.command {
             Command::Start(a) => assert_eq!(a.select.registries, ["quay.io"]),
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn wiring_commands_parse() {
+        let cli =
+            Cli::try_parse_from(["drcache", "hosts-toml", "--host", "::1", "--out", "d"]).unwrap();
+        match cli.command {
+            Command::HostsToml(a) => {
+                assert_eq!(a.host.as_deref(), Some("::1"));
+                assert_eq!(a.out, Some(PathBuf::from("d")));
+            }
+            other => panic!("parsed as {other:?}"),
+        }
+        let cli =
+            Cli::try_parse_from(["drcache", "configure", "-p", "a", "--profile", "b"]).unwrap();
+        match cli.command {
+            Command::Configure(a) => assert_eq!(a.profiles, ["a", "b"]),
             other => panic!("parsed as {other:?}"),
         }
     }

@@ -399,7 +399,7 @@ pub fn check_registry_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn is_dns_name(host: &str) -> bool {
+pub fn is_dns_name(host: &str) -> bool {
     !host.is_empty()
         && host.len() <= 253
         && host.split('.').all(|label| {

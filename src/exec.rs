@@ -69,6 +69,7 @@ impl Cmd {
         self
     }
 
+    #[allow(dead_code)] // for setup-host (sudo prompts), not on this branch yet
     pub fn interactive(mut self) -> Self {
         self.interactive = true;
         self
@@ -80,20 +81,24 @@ impl Cmd {
         self
     }
 
+    #[allow(dead_code)]
     pub fn is_mutating(&self) -> bool {
         self.mutating
     }
 
+    #[allow(dead_code)]
     pub fn program(&self) -> &PathBuf {
         &self.program
     }
 
+    #[allow(dead_code)]
     pub fn argv(&self) -> &[String] {
         &self.args
     }
 
     /// Run the same call through `sudo`, with the tool's absolute path because
     /// sudo resets PATH.
+    #[allow(dead_code)] // for setup-host, not on this branch yet
     pub fn via_sudo(self, sudo: impl Into<PathBuf>) -> Self {
         let mut args = vec![self.program.to_string_lossy().into_owned()];
         args.extend(self.args);

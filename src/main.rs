@@ -2,6 +2,7 @@ mod cache;
 mod cli;
 mod commands;
 mod config;
+mod containerd;
 mod context;
 mod credentials;
 mod errors;
@@ -9,6 +10,7 @@ mod exec;
 #[cfg(test)]
 mod fuzz_tests;
 mod lock;
+mod minikube;
 mod podman;
 mod reconcile;
 mod registry_http;
@@ -28,6 +30,9 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         Command::Stop(args) => commands::stop::run(&ctx, args),
         Command::Status(args) => commands::status::run(&ctx, args),
         Command::Clean(args) => commands::clean::run(&ctx, args),
+        Command::HostsToml(args) => commands::hosts_toml::run(&ctx, args),
+        Command::Configure(args) => commands::configure::configure(&ctx, args),
+        Command::Unconfigure(args) => commands::configure::unconfigure(&ctx, args),
     }
 }
 

@@ -10,7 +10,7 @@ use serde::{Deserialize, Deserializer};
 use crate::exec::{Cmd, CommandError, Output, Runner};
 
 /// `null` in podman's JSON means the same as an absent key.
-fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+pub(crate) fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
 where
     D: Deserializer<'de>,
     T: Default + Deserialize<'de>,
@@ -50,6 +50,7 @@ impl Container {
     }
 
     /// The host port published for `container_port`, if any.
+    #[allow(dead_code)] // used by tests only so far
     pub fn host_port(&self, container_port: u16) -> Option<u16> {
         self.ports
             .iter()
@@ -318,6 +319,7 @@ impl<'r> Podman<'r> {
     }
 
     /// The last lines a container logged (stdout and stderr together).
+    #[allow(dead_code)] // not called by any command yet
     pub fn logs_tail(&self, name: &str, lines: usize) -> Result<String, CommandError> {
         let out = self.run(self.query().args([
             "logs".to_string(),

@@ -21,6 +21,13 @@ pub const PODMAN: Tool = Tool {
     install_hint: "install podman (https://podman.io/docs/installation)",
 };
 
+pub const MINIKUBE: Tool = Tool {
+    name: "minikube",
+    env_var: "DRCACHE_MINIKUBE",
+    fallback: None,
+    install_hint: "install minikube (https://minikube.sigs.k8s.io/docs/start/)",
+};
+
 /// Resolve `tool` to an executable path.
 pub fn find(tool: &Tool) -> Result<PathBuf, Hinted> {
     find_with(tool, std::env::var_os(tool.env_var).map(PathBuf::from))

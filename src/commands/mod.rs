@@ -1,6 +1,8 @@
 //! One module per subcommand: orchestration only.
 
 pub mod clean;
+pub mod configure;
+pub mod hosts_toml;
 pub mod start;
 pub mod status;
 pub mod stop;

@@ -68,12 +68,13 @@ impl FakeBin {
     }
 
     /// Write `name` with `body` (sh); every call first appends
-    /// `name arg1 arg2...` to the shared log.
+    /// `name arg1 arg2...` to the shared log (with printf: sh's echo would
+    /// turn backslashes in arguments into escapes).
     pub fn script(&self, name: &str, body: &str) -> PathBuf {
         use std::os::unix::fs::PermissionsExt;
         let path = self.dir.path().join(name);
         let text = format!(
-            "#!/bin/sh\necho \"{name} $*\" >> '{}'\n{body}\n",
+            "#!/bin/sh\nprintf '%s\\n' \"{name} $*\" >> '{}'\n{body}\n",
             self.log_path().display()
         );
         std::fs::write(&path, text).unwrap();
