@@ -46,7 +46,12 @@ pub fn probe(addr: &str) -> Probe {
 /// "io: Connection refused (os error 111)" -> "connection refused".
 fn short_reason(error: &str) -> String {
     let lower = error.to_ascii_lowercase();
-    for known in ["connection refused", "connection reset", "timed out", "timeout"] {
+    for known in [
+        "connection refused",
+        "connection reset",
+        "timed out",
+        "timeout",
+    ] {
         if lower.contains(known) {
             return known.replace("timeout", "timed out");
         }
