@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
@@ -61,83 +60,13 @@ fn hosts_toml_prints_every_registry_and_writes_a_certs_d_tree() {
     }
 }
 
-/// A private containerd from scripts/start-containerd.sh, stopped on drop.
-struct Containerd {
-    dir: PathBuf,
-    socket: String,
-}
-
-impl Containerd {
-    fn start(dir: &Path) -> Containerd {
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/start-containerd.sh");
-        let out = Command::new(script).arg(dir).output().unwrap();
-        assert!(
-            out.status.success(),
-            "start-containerd.sh failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Containerd {
-            dir: dir.to_path_buf(),
-            socket: String::from_utf8_lossy(&out.stdout).trim().to_string(),
-        }
-    }
-
-    fn ctr(&self, args: &[&str]) -> std::process::Output {
-        Command::new("ctr")
-            .arg("--address")
-            .arg(&self.socket)
-            .args(args)
-            .output()
-            .unwrap()
-    }
-}
-
-impl Drop for Containerd {
-    fn drop(&mut self) {
-        if let Ok(pid) = std::fs::read_to_string(self.dir.join("containerd.pid")) {
-            let _ = Command::new("kill").arg(pid.trim()).status();
-        }
-    }
-}
-
-/// The components this test needs besides podman, or why they are missing.
-fn containerd_missing() -> Option<String> {
-    let missing: Vec<&str> = ["containerd", "ctr", "unshare", "mount"]
-        .into_iter()
-        .filter(|t| {
-            !Command::new("sh")
-                .args(["-c", &format!("command -v {t}")])
-                .output()
-                .is_ok_and(|o| o.status.success())
-        })
-        .collect();
-    if !missing.is_empty() {
-        return Some(format!("not installed: {}", missing.join(", ")));
-    }
-    let uid = Command::new("id").arg("-u").output().unwrap();
-    (String::from_utf8_lossy(&uid.stdout).trim() != "0")
-        .then(|| "needs root (a private containerd, a mount namespace)".to_string())
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("0.0.0.0:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[test]
 fn containerd_pulls_through_the_cache_with_drcache_hosts_toml() {
     const TEST: &str = "containerd_pulls_through_the_cache_with_drcache_hosts_toml";
     let Some(env) = real_env(TEST) else {
         return;
     };
-    if let Some(reason) = containerd_missing() {
-        if std::env::var("CI").as_deref() == Ok("true") {
-            panic!("{TEST}: real components required in CI: {reason}");
-        }
-        eprintln!("SKIPPED {TEST}: {reason}");
+    if !containerd_available(TEST) {
         return;
     }
     let prefix = "drtest-wire";
@@ -164,34 +93,10 @@ fn containerd_pulls_through_the_cache_with_drcache_hosts_toml() {
         .arg(&certs))
     .expect(0);
 
-    // containerd falls back to `server` when the mirror fails; here that is the
-    // upstream (http://host.containers.internal:PORT), published on every IPv4
-    // address of this host. So every upstream name points where nothing
-    // listens: a pull can only succeed through the cache.
-    let hosts = dir.path().join("hosts");
-    std::fs::write(
-        &hosts,
-        "127.0.0.1 localhost\n\
-         127.0.0.1 quay.io registry-1.docker.io registry.k8s.io ghcr.io gcr.io\n\
-         ::1 host.containers.internal\n",
-    )
-    .unwrap();
     let containerd = Containerd::start(&dir.path().join("ctrd"));
     let pull = || {
         let started = Instant::now();
-        let out = Command::new("unshare")
-            .args([
-                "-m",
-                "sh",
-                "-c",
-                "mount --bind \"$1\" /etc/hosts && exec ctr --address \"$2\" images pull --hosts-dir \"$3\" quay.io/test/img:1",
-                "sh",
-            ])
-            .arg(&hosts)
-            .arg(&containerd.socket)
-            .arg(&certs)
-            .output()
-            .unwrap();
+        let out = containerd.pull_isolated(&certs, "quay.io/test/img:1");
         (out, started.elapsed())
     };
 

@@ -94,6 +94,21 @@ fn offline_fallback_serves_the_cache_and_returns_to_proxy_mode() {
     // answers "not found" at once.
     skopeo_pull("127.0.0.1:26501", "test/img:1").unwrap();
     skopeo_pull("127.0.0.1:26501", &format!("test/img@{}", digest.trim())).unwrap();
+    // And as a cluster node pulls it: containerd through drcache's hosts.toml.
+    if containerd_available("offline_fallback (containerd part)") {
+        let certs = dir.path().join("certs.d");
+        run(drcache(Some(&cfg))
+            .args(["hosts-toml", "--host", "127.0.0.1", "--out"])
+            .arg(&certs))
+        .expect(0);
+        let containerd = Containerd::start(&dir.path().join("ctrd"));
+        let out = containerd.pull_isolated(&certs, "quay.io/test/img:1");
+        assert!(
+            out.status.success(),
+            "containerd pull from the offline cache failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
     let started = Instant::now();
     let err = skopeo_pull("127.0.0.1:26501", "test/never-cached:1").unwrap_err();
     assert!(err.contains("manifest unknown"), "{err}");
