@@ -76,6 +76,34 @@ pub enum Command {
     /// Remove what `configure` wrote, from minikube's file-sync directory and
     /// from the nodes of running clusters
     Unconfigure(ConfigureArgs),
+    /// Let cluster VMs reach the caches through the host's firewall (Linux
+    /// firewalld, macOS application firewall); once per host, idempotent
+    #[command(
+        long_about = "Let cluster VMs reach the caches through the host's firewall, once per host.\n\n\
+                      Linux: adds a firewalld service `registry-cache` opening the cache ports to \
+                      the zone of the VMs' network (`libvirt` for kvm2). Nothing is needed when \
+                      firewalld is not installed or not running.\n\
+                      macOS: allows podman's gvproxy, which carries the VMs' connections to the \
+                      caches, through the application firewall. Run it again after upgrading podman.\n\n\
+                      Changes need root: drcache runs them through sudo when you are not root. \
+                      With --dry-run the privileged commands are printed, not run."
+    )]
+    SetupHost(SetupHostArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SetupHostArgs {
+    /// Change nothing; exit 0 when the host is set up, 1 when not
+    #[arg(long, conflicts_with = "undo")]
+    pub check: bool,
+
+    /// Remove what setup-host added
+    #[arg(long)]
+    pub undo: bool,
+
+    /// firewalld zone of the cluster VMs' network (Linux)
+    #[arg(long, default_value = "libvirt", value_name = "ZONE")]
+    pub zone: String,
 }
 
 #[derive(Debug, Args)]
@@ -173,5 +201,15 @@ mod tests {
             Command::Configure(a) => assert_eq!(a.profiles, ["a", "b"]),
             other => panic!("parsed as {other:?}"),
         }
+    }
+
+    #[test]
+    fn setup_host_check_and_undo_exclude_each_other() {
+        let cli = Cli::try_parse_from(["drcache", "setup-host", "--check"]).unwrap();
+        match cli.command {
+            Command::SetupHost(a) => assert!(a.check && !a.undo && a.zone == "libvirt"),
+            other => panic!("parsed as {other:?}"),
+        }
+        assert!(Cli::try_parse_from(["drcache", "setup-host", "--check", "--undo"]).is_err());
     }
 }

@@ -9,6 +9,7 @@ mod errors;
 mod exec;
 #[cfg(test)]
 mod fuzz_tests;
+mod host;
 mod lock;
 mod minikube;
 mod podman;
@@ -33,6 +34,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         Command::HostsToml(args) => commands::hosts_toml::run(&ctx, args),
         Command::Configure(args) => commands::configure::configure(&ctx, args),
         Command::Unconfigure(args) => commands::configure::unconfigure(&ctx, args),
+        Command::SetupHost(args) => commands::setup_host::run(&ctx, args),
     }
 }
 

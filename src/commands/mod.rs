@@ -3,6 +3,7 @@
 pub mod clean;
 pub mod configure;
 pub mod hosts_toml;
+pub mod setup_host;
 pub mod start;
 pub mod status;
 pub mod stop;

@@ -39,6 +39,9 @@ pub fn run(ctx: &Context, args: &StartArgs) -> Result<()> {
     for o in &outcomes {
         ctx.ui.info(&describe(ctx, o));
     }
+    if let Some(warning) = crate::host::start_warning(ctx) {
+        ctx.ui.warn(&warning);
+    }
     summarize(&outcomes, ctx.dry_run)
 }
 

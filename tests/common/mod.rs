@@ -71,8 +71,16 @@ impl FakeBin {
     /// `name arg1 arg2...` to the shared log (with printf: sh's echo would
     /// turn backslashes in arguments into escapes).
     pub fn script(&self, name: &str, body: &str) -> PathBuf {
+        self.script_at(&self.dir.path().join(name), body)
+    }
+
+    /// Like [`FakeBin::script`], at any path (parents are created), logging
+    /// under the file name: for tools that are found by where they live.
+    pub fn script_at(&self, path: &Path, body: &str) -> PathBuf {
         use std::os::unix::fs::PermissionsExt;
-        let path = self.dir.path().join(name);
+        let path = path.to_path_buf();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         let text = format!(
             "#!/bin/sh\nprintf '%s\\n' \"{name} $*\" >> '{}'\n{body}\n",
             self.log_path().display()
@@ -93,6 +101,21 @@ impl FakeBin {
     pub fn path(&self) -> &Path {
         self.dir.path()
     }
+
+    pub fn clear_calls(&self) {
+        let _ = std::fs::remove_file(self.log_path());
+    }
+}
+
+/// Skip a test whose prerequisites are missing, with the reason on the
+/// stderr handle (libtest captures `eprintln!`, not this), or fail under
+/// CI=true, where every prerequisite must be there.
+pub fn skip_or_fail(test: &str, reason: &str) {
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("{test}: CI=true and a prerequisite is missing: {reason}");
+    }
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {reason}");
 }
 
 /// The real-component environment, or None (with a printed reason) when it
