@@ -3,7 +3,8 @@
 
 use proptest::prelude::*;
 
-use crate::{config, credentials, podman, reconcile};
+use crate::host::{linux, macos};
+use crate::{config, credentials, minikube, podman, reconcile};
 
 /// Text that looks a little like the real inputs, so the parsers get past
 /// their first byte: TOML and JSON punctuation, keys they know, and noise.
@@ -44,6 +45,27 @@ proptest! {
             let text = format!("{:#}", e);
             prop_assert!(text.contains("podman volume ls"));
         }
+    }
+
+    #[test]
+    fn minikube_parsers_never_panic(text in almost_structured()) {
+        if let Err(e) = minikube::parse_profiles(&text) {
+            let text = format!("{:#}", e);
+            prop_assert!(text.contains("minikube profile list"));
+        }
+        if let Err(e) = minikube::parse_status(&text) {
+            let text = format!("{:#}", e);
+            prop_assert!(text.contains("minikube status"));
+        }
+        let _ = minikube::parse_sync(&text);
+        let _ = minikube::parse_checks(&text);
+    }
+
+    #[test]
+    fn firewall_parsers_never_panic(text in any::<String>()) {
+        let _ = linux::parse_service_info(&text);
+        let _ = linux::parse_zone_services(&text);
+        let _ = macos::parse_app_state(&text);
     }
 
     #[test]
