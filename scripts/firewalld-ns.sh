@@ -13,14 +13,16 @@
 #      FIREWALLD_NS_DEBUG=1   trace with timestamps; firewalld logs are printed
 #                             on startup failure.
 set -euo pipefail
-# FIREWALLD_NS_DEBUG=1: timestamped trace of this script, to stderr.
 if [ -n "${FIREWALLD_NS_DEBUG:-}" ]; then PS4='+ ${EPOCHREALTIME} '; set -x; fi
 
 log() { printf 'firewalld-ns: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
 # ------------------------------------------------------------ outside part
-if [ -z "${_DRCACHE_FWNS_SCRATCH:-}" ]; then
+# The script re-runs itself inside the namespaces as
+#   firewalld-ns.sh __inside__ SCRATCH CMD...
+# (argv, not env, so that the marker cannot leak into other processes).
+if [ "${1:-}" != __inside__ ]; then
     [ $# -gt 0 ] || die "usage: $0 CMD [ARGS...]"
     [ "$(id -u)" -eq 0 ] || die "must run as root"
     zone=${DRCACHE_TEST_LIBVIRT_ZONE:-${DRCACHE_TEST_DIR:-/var/tmp/drcache-test}/libvirt.xml}
@@ -43,13 +45,30 @@ if [ -z "${_DRCACHE_FWNS_SCRATCH:-}" ]; then
     # Not exec: the trap removes the scratch dir after the namespace is gone.
     rc=0
     self=$(readlink -f "${BASH_SOURCE[0]}")
-    _DRCACHE_FWNS_SCRATCH=$scratch unshare --mount --net --fork -- bash "$self" "$@" || rc=$?
+    unshare --mount --net --fork -- bash "$self" __inside__ "$scratch" "$@" || rc=$?
     exit "$rc"
 fi
 
 # ------------------------------------------------------------- inside part
-scratch=$_DRCACHE_FWNS_SCRATCH
-unset _DRCACHE_FWNS_SCRATCH
+[ $# -ge 3 ] || die "internal: usage: $0 __inside__ SCRATCH CMD..."
+scratch=$2
+shift 2
+# Safety net before any mount: our grandparent is the outer part of this
+# script (parent: unshare), which lives in the caller's namespaces; ours must
+# differ in both. A direct call of __inside__ from the host fails here, as
+# does anything unreadable (/proc/1/ns may be). Checked against the process
+# tree, not PID 1: the machine's namespaces are the caller's ones.
+grandparent=$(awk '/^PPid:/ { print $2 }' "/proc/$PPID/status" 2>/dev/null || true)
+ns_differs() { # NS: ours vs the grandparent's
+    local ours theirs
+    ours=$(readlink "/proc/self/ns/$1" 2>/dev/null) || return 1
+    theirs=$(readlink "/proc/$grandparent/ns/$1" 2>/dev/null) || return 1
+    [ -n "$ours" ] && [ -n "$theirs" ] && [ "$ours" != "$theirs" ]
+}
+if [ -z "$grandparent" ] || ! ns_differs net || ! ns_differs mnt; then
+    die "internal: not in a private mount+network namespace, refusing to continue"
+fi
+[ -d "$scratch/etc-firewalld" ] || die "internal: no scratch config in $scratch"
 
 # Keep every mount below private to this namespace (the host's / may be shared).
 mount --make-rprivate /
@@ -68,7 +87,8 @@ for d in /usr/share/dbus-1/system-services /usr/local/share/dbus-1/system-servic
 done
 ip link set lo up
 
-fw_pid= dbus_pid=
+fw_pid='' dbus_pid=''
+# shellcheck disable=SC2317  # invoked by the EXIT trap
 cleanup() {
     # Stop and reap both daemons ourselves: daemons left to be reparented to
     # PID 1 become zombies where PID 1 is not a reaping init.

@@ -11,13 +11,20 @@
 set -euo pipefail
 
 STATE_DIR=${DRCACHE_TEST_DIR:-/var/tmp/drcache-test}
-IMAGE=localhost/drcache-test-registry:latest
+IMAGE=localhost/drcache-test-registry:2
 HASH_LABEL=io.drcache.test.inputs-hash
 
 log() { printf 'test-env: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
 [ "$(id -u)" -eq 0 ] || die "must run as root (installs packages, runs root podman)"
+
+mkdir -p "$STATE_DIR"
+STATE_DIR=$(cd "$STATE_DIR" && pwd -P)   # absolute: it ends up in exported paths
+# Serialize concurrent runs (e.g. parallel test binaries): one builds, the
+# others then find the image up to date.
+exec 9>"$STATE_DIR/.lock"
+flock 9
 
 # ---------------------------------------------------------------- packages
 # iptables: netavark needs it for -p publishing; iproute2: `ip` in
@@ -26,12 +33,14 @@ die() { log "error: $*"; exit 1; }
 PACKAGES=(podman runc netavark aardvark-dns iptables docker-registry skopeo
           containerd firewalld dbus ca-certificates iproute2)
 
+# One dpkg-query for all (fast when everything is there); only a fully
+# installed package counts, not "config-files" leftovers. It exits 1 when a
+# package is unknown, so the status is ignored and missing names are derived.
+installed=" $(dpkg-query -W -f='${db:Status-Status} ${Package}\n' "${PACKAGES[@]}" 2>/dev/null \
+    | awk '$1 == "installed" { printf "%s ", $2 }' || true)"
 missing=()
 for p in "${PACKAGES[@]}"; do
-    # Only a fully installed package counts (not "config-files" leftovers).
-    if [ "$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)" != installed ]; then
-        missing+=("$p")
-    fi
+    [[ $installed == *" $p "* ]] || missing+=("$p")
 done
 
 apt_updated=0
@@ -49,8 +58,9 @@ if [ "${#missing[@]}" -gt 0 ]; then
         "${missing[@]}" >&2
 fi
 
-mkdir -p "$STATE_DIR"
-STATE_DIR=$(cd "$STATE_DIR" && pwd -P)   # absolute: it ends up in exported paths
+# Temp dirs (build context, download) are removed however the script exits.
+tmp_dirs=()
+trap 'rm -rf ${tmp_dirs[@]+"${tmp_dirs[@]}"}' EXIT
 
 # Write a file only when its content changes, atomically, so repeated runs
 # leave mtimes alone and a concurrent reader never sees a half-written file.
@@ -139,20 +149,36 @@ http:
 
 NSSWITCH='hosts: files dns'
 
+# Like the official registry images, whose entrypoint serves a config file
+# given as the only argument (drcache passes one for caches with a login).
 CONTAINERFILE='FROM scratch
 COPY rootfs/ /
 VOLUME /var/lib/registry
 EXPOSE 5000
-ENTRYPOINT ["/bin/registry"]
-CMD ["serve", "/etc/docker/registry/config.yml"]'
+ENTRYPOINT ["/bin/registry", "serve"]
+CMD ["/etc/docker/registry/config.yml"]'
+
+# --layers=false: no cached intermediate images left behind (podman images -a).
+BUILD_OPTS=(--quiet --layers=false)
 
 # Content hash of everything that goes into the image; stored as a label so a
-# changed binary/lib/cert (apt upgrade) or recipe triggers a rebuild.
+# changed binary/lib/cert (apt upgrade) or recipe triggers a rebuild. Hashing
+# the 20 MB binary costs ~0.15 s, so file digests are cached in the state dir,
+# keyed by the files' size/mtime/inode (like git's index).
+INPUT_FILES=("$REGISTRY_BIN" "$CA_BUNDLE" ${LIBS[@]+"${LIBS[@]}"})
+stat_key=$(stat -L -c '%n %s %Y %i' "${INPUT_FILES[@]}")
+digest_cache=$STATE_DIR/image-inputs.sha256
+if [ -f "$digest_cache.key" ] && [ "$(cat "$digest_cache.key")" == "$stat_key" ] \
+   && [ -s "$digest_cache" ]; then
+    file_digests=$(cat "$digest_cache")
+else
+    file_digests=$(sha256sum "${INPUT_FILES[@]}")
+    printf '%s\n' "$file_digests" > "$digest_cache"
+    printf '%s\n' "$stat_key" > "$digest_cache.key"
+fi
 inputs_hash=$(
-    {
-        printf '%s\n' "$CONTAINERFILE" "$REGISTRY_CONFIG" "$NSSWITCH"
-        sha256sum "$REGISTRY_BIN" "$CA_BUNDLE" ${LIBS[@]+"${LIBS[@]}"}
-    } | sha256sum | cut -d' ' -f1
+    printf '%s\n' "$CONTAINERFILE" "$REGISTRY_CONFIG" "$NSSWITCH" "${BUILD_OPTS[*]}" \
+        "$file_digests" | sha256sum | cut -d' ' -f1
 )
 
 current_hash=$(podman image inspect --format "{{index .Labels \"$HASH_LABEL\"}}" \
@@ -162,7 +188,7 @@ if [ "$current_hash" != "$inputs_hash" ]; then
     log "building $IMAGE"
     old_id=$(podman image inspect --format '{{.Id}}' "$IMAGE" 2>/dev/null || true)
     ctx=$(mktemp -d "$STATE_DIR/build.XXXXXX")
-    trap 'rm -rf "$ctx"' EXIT
+    tmp_dirs+=("$ctx")
     root=$ctx/rootfs
     mkdir -p "$root/bin" "$root/etc/docker/registry" "$root/etc/ssl/certs" \
              "$root/var/lib/registry"
@@ -175,10 +201,8 @@ if [ "$current_hash" != "$inputs_hash" ]; then
     printf '%s\n' "$REGISTRY_CONFIG" > "$root/etc/docker/registry/config.yml"
     printf '%s\n' "$NSSWITCH" > "$root/etc/nsswitch.conf"
     printf '%s\n' "$CONTAINERFILE" > "$ctx/Containerfile"
-    podman build --quiet --label "$HASH_LABEL=$inputs_hash" -t "$IMAGE" \
+    podman build "${BUILD_OPTS[@]}" --label "$HASH_LABEL=$inputs_hash" -t "$IMAGE" \
         -f "$ctx/Containerfile" "$ctx" >/dev/null
-    rm -rf "$ctx"
-    trap - EXIT
     # Drop the superseded image, unless a container still uses it.
     new_id=$(podman image inspect --format '{{.Id}}' "$IMAGE")
     if [ -n "$old_id" ] && [ "$old_id" != "$new_id" ]; then
@@ -193,6 +217,7 @@ LIBVIRT_ZONE=$STATE_DIR/libvirt.xml
 if [ ! -s "$LIBVIRT_ZONE" ]; then
     log "extracting libvirt.xml from libvirt-daemon-system"
     dl=$(mktemp -d "$STATE_DIR/download.XXXXXX")
+    tmp_dirs+=("$dl")
     # apt's sandbox user _apt must be able to write the download dir.
     chmod 755 "$dl"
     chown _apt "$dl" 2>/dev/null || true
@@ -206,7 +231,6 @@ if [ ! -s "$LIBVIRT_ZONE" ]; then
         > "$LIBVIRT_ZONE.tmp.$$"
     [ -s "$LIBVIRT_ZONE.tmp.$$" ] || die "libvirt.xml not found in $deb"
     mv -f "$LIBVIRT_ZONE.tmp.$$" "$LIBVIRT_ZONE"
-    rm -rf "$dl"
 fi
 
 # ------------------------------------------------------------------ exports

@@ -3,6 +3,7 @@
 use sha2::{Digest, Sha256};
 
 use crate::config::{Config, Registry};
+use crate::credentials::Credentials;
 use crate::podman::RunSpec;
 
 /// Labels drcache puts on what it owns.
@@ -15,6 +16,34 @@ pub const LABEL_MODE: &str = "drcache.mode";
 pub const REGISTRY_PORT: u16 = 5000;
 pub const DEBUG_PORT: u16 = 5001;
 const STORAGE_PATH: &str = "/var/lib/registry";
+/// File name of the registry config secret under /run/secrets.
+const CONFIG_SECRET_TARGET: &str = "drcache-registry.yml";
+
+/// A complete registry config with the upstream login. Strings are written
+/// as JSON strings, which YAML reads as double-quoted scalars, so no value
+/// can break out of its field.
+pub fn registry_config_yaml(upstream: &str, credentials: &Credentials) -> String {
+    let quote = |v: &str| serde_json::to_string(v).expect("a string serializes");
+    format!(
+        indoc::indoc! {"
+            version: 0.1
+            storage:
+              filesystem:
+                rootdirectory: {storage}
+            http:
+              addr: :{port}
+            proxy:
+              remoteurl: {upstream}
+              username: {username}
+              password: {password}
+        "},
+        storage = STORAGE_PATH,
+        port = REGISTRY_PORT,
+        upstream = quote(upstream),
+        username = quote(&credentials.username),
+        password = quote(&credentials.password),
+    )
+}
 
 /// A cache that dies (crash, OOM kill) is restarted by podman itself. The
 /// retry limit stops an endless loop when the registry cannot start at all,
@@ -53,6 +82,8 @@ pub struct CacheSpec {
     pub image: String,
     pub bind: String,
     pub mode: Mode,
+    /// Upstream login, resolved only by `start` (the one command that needs it).
+    pub credentials: Option<Credentials>,
 }
 
 impl CacheSpec {
@@ -66,6 +97,7 @@ impl CacheSpec {
             image: config.image.clone(),
             bind: config.bind.clone(),
             mode,
+            credentials: None,
         }
     }
 
@@ -131,6 +163,11 @@ impl CacheSpec {
             ],
             volumes: vec![format!("{}:{STORAGE_PATH}", self.volume)],
             env: self.env(),
+            secrets: self.secrets(),
+            command: self.command(),
+            credential_fingerprint: self
+                .proxy_credentials()
+                .map(|c| c.fingerprint(&self.registry.name)),
             labels: vec![
                 (LABEL_REGISTRY.into(), self.registry.name.clone()),
                 (LABEL_PREFIX.into(), self.prefix.clone()),
@@ -158,6 +195,48 @@ impl CacheSpec {
         let mut spec = self.run_spec_without_hash();
         spec.labels.push((LABEL_HASH.into(), self.config_hash()));
         spec
+    }
+
+    /// Credentials are used only in proxy mode: offline, nothing logs in.
+    fn proxy_credentials(&self) -> Option<&Credentials> {
+        self.credentials
+            .as_ref()
+            .filter(|_| self.mode == Mode::Proxy)
+    }
+
+    /// The podman secret holding this cache's registry config file.
+    pub fn config_secret_name(&self) -> String {
+        format!("{}-config", self.container)
+    }
+
+    /// (secret name, mount target) pairs. A login goes into the registry's
+    /// config file, mounted as a secret: podman 4.3 shows `type=env` secrets'
+    /// values in `podman inspect`, and the registry reads no password file.
+    pub fn secrets(&self) -> Vec<(String, String)> {
+        match self.proxy_credentials() {
+            Some(_) => vec![(self.config_secret_name(), CONFIG_SECRET_TARGET.into())],
+            None => Vec::new(),
+        }
+    }
+
+    /// Secret name and value pairs to create before the container runs.
+    pub fn secret_values(&self) -> Vec<(String, String)> {
+        match self.proxy_credentials() {
+            Some(c) => vec![(
+                self.config_secret_name(),
+                registry_config_yaml(&self.registry.upstream, c),
+            )],
+            None => Vec::new(),
+        }
+    }
+
+    /// Arguments after the image: the official images' entrypoint serves a
+    /// `.yml` path given as the only argument.
+    fn command(&self) -> Vec<String> {
+        match self.proxy_credentials() {
+            Some(_) => vec![format!("/run/secrets/{CONFIG_SECRET_TARGET}")],
+            None => Vec::new(),
+        }
     }
 
     pub fn volume_labels(&self) -> Vec<(String, String)> {
@@ -233,6 +312,15 @@ mod tests {
         for v in &variants {
             assert_ne!(v.config_hash(), base.config_hash(), "{v:?}");
         }
+        let mut with_login = base.clone();
+        with_login.credentials = Some(Credentials {
+            username: "me".into(),
+            password: "one".into(),
+        });
+        assert_ne!(with_login.config_hash(), base.config_hash());
+        let mut other_password = with_login.clone();
+        other_password.credentials.as_mut().unwrap().password = "two".into();
+        assert_ne!(other_password.config_hash(), with_login.config_hash());
         let mut ttl = base.clone();
         ttl.registry.ttl = Some("1h".into());
         assert_ne!(ttl.config_hash(), base.config_hash());
@@ -249,6 +337,39 @@ mod tests {
         spec.bind = "::1".into();
         assert_eq!(spec.run_spec().publish[0], "[::1]:5051:5000");
         assert_eq!(spec.probe_addr(), "[::1]:5051");
+    }
+
+    #[test]
+    fn credentials_become_a_mounted_config_secret_never_argv() {
+        let mut spec = default_specs().remove(1);
+        spec.credentials = Some(Credentials {
+            username: "hubuser".into(),
+            password: "s3cret\"token".into(),
+        });
+        let run = spec.run_spec();
+        let argv = run.argv().join(" ");
+        assert!(argv.contains(
+            "--secret drenv-cache-docker-io-config,type=mount,target=drcache-registry.yml"
+        ));
+        assert!(
+            argv.ends_with("registry:3 /run/secrets/drcache-registry.yml"),
+            "{argv}"
+        );
+        assert!(!argv.contains("s3cret") && !argv.contains("hubuser"));
+        assert!(!format!("{run:?}").contains("s3cret"));
+        assert!(!format!("{spec:?}").contains("s3cret"));
+        let values = spec.secret_values();
+        assert_eq!(values.len(), 1);
+        assert_eq!(values[0].0, "drenv-cache-docker-io-config");
+        assert!(values[0]
+            .1
+            .ends_with("username: \"hubuser\"\n  password: \"s3cret\\\"token\"\n"));
+        assert!(values[0]
+            .1
+            .contains("remoteurl: \"https://registry-1.docker.io\""));
+        spec.mode = Mode::Offline;
+        assert!(spec.secrets().is_empty());
+        assert!(!spec.run_spec().argv().join(" ").contains("--secret"));
     }
 
     #[test]

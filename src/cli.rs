@@ -67,6 +67,28 @@ pub enum Command {
     Status(SelectArgs),
     /// Remove the cache containers (and with --volumes, their cached data)
     Clean(CleanArgs),
+    /// Print or write the containerd hosts.toml that sends each registry's pulls
+    /// through its cache (for kind, k3d or any containerd; see docs/clusters.md)
+    HostsToml(HostsTomlArgs),
+    /// Make minikube clusters pull through the caches, on every node and across
+    /// restarts, and check from each node that the caches answer (exit 3 when not)
+    Configure(ConfigureArgs),
+    /// Remove what `configure` wrote, from minikube's file-sync directory and
+    /// from the nodes of running clusters
+    Unconfigure(ConfigureArgs),
+    /// Let cluster VMs reach the caches through the host's firewall (Linux
+    /// firewalld, macOS application firewall); once per host, idempotent
+    #[command(
+        long_about = "Let cluster VMs reach the caches through the host's firewall, once per host.\n\n\
+                      Linux: adds a firewalld service `registry-cache` opening the cache ports to \
+                      the zone of the VMs' network (`libvirt` for kvm2). Nothing is needed when \
+                      firewalld is not installed or not running.\n\
+                      macOS: allows podman's gvproxy, which carries the VMs' connections to the \
+                      caches, through the application firewall. Run it again after upgrading podman.\n\n\
+                      Changes need root: drcache runs them through sudo when you are not root. \
+                      With --dry-run the privileged commands are printed, not run."
+    )]
+    SetupHost(SetupHostArgs),
     /// Show each cache's requests, hits, misses and bytes since it started
     Stats(SelectArgs),
     /// Fetch images through their caches ahead of need (e.g. before going offline)
@@ -79,6 +101,21 @@ pub enum Command {
     Completions(CompletionsArgs),
     /// Print the man page (or write one page per command into a directory)
     Man(ManArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SetupHostArgs {
+    /// Change nothing; exit 0 when the host is set up, 1 when not
+    #[arg(long, conflicts_with = "undo")]
+    pub check: bool,
+
+    /// Remove what setup-host added
+    #[arg(long)]
+    pub undo: bool,
+
+    /// firewalld zone of the cluster VMs' network (Linux)
+    #[arg(long, default_value = "libvirt", value_name = "ZONE")]
+    pub zone: String,
 }
 
 #[derive(Debug, Args)]
@@ -149,6 +186,11 @@ pub struct StartArgs {
     /// Seconds to wait for the caches to answer
     #[arg(long, default_value_t = 30, value_name = "SECONDS")]
     pub timeout: u64,
+
+    /// Serve only what is cached, read-only, without contacting the upstreams
+    /// (for planned travel); the next plain `start` returns to proxy mode
+    #[arg(long)]
+    pub offline: bool,
 }
 
 #[derive(Debug, Args)]
@@ -159,6 +201,28 @@ pub struct CleanArgs {
     /// Also remove the caches' volumes (the cached images)
     #[arg(long)]
     pub volumes: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct HostsTomlArgs {
+    #[command(flatten)]
+    pub select: SelectArgs,
+
+    /// Address the cluster nodes reach the caches at (default: the config's `host`)
+    #[arg(long, value_name = "HOST")]
+    pub host: Option<String>,
+
+    /// Write DIR/<registry>/hosts.toml instead of printing
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigureArgs {
+    /// Running minikube profiles to act on now (default: all running ones with
+    /// the containerd runtime); repeat for several
+    #[arg(short, long = "profile", value_name = "NAME")]
+    pub profiles: Vec<String>,
 }
 
 #[cfg(test)]
@@ -183,6 +247,35 @@ mod tests {
             Command::Start(a) => assert_eq!(a.select.registries, ["quay.io"]),
             other => panic!("parsed as {other:?}"),
         }
+    }
+
+    #[test]
+    fn wiring_commands_parse() {
+        let cli =
+            Cli::try_parse_from(["drcache", "hosts-toml", "--host", "::1", "--out", "d"]).unwrap();
+        match cli.command {
+            Command::HostsToml(a) => {
+                assert_eq!(a.host.as_deref(), Some("::1"));
+                assert_eq!(a.out, Some(PathBuf::from("d")));
+            }
+            other => panic!("parsed as {other:?}"),
+        }
+        let cli =
+            Cli::try_parse_from(["drcache", "configure", "-p", "a", "--profile", "b"]).unwrap();
+        match cli.command {
+            Command::Configure(a) => assert_eq!(a.profiles, ["a", "b"]),
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn setup_host_check_and_undo_exclude_each_other() {
+        let cli = Cli::try_parse_from(["drcache", "setup-host", "--check"]).unwrap();
+        match cli.command {
+            Command::SetupHost(a) => assert!(a.check && !a.undo && a.zone == "libvirt"),
+            other => panic!("parsed as {other:?}"),
+        }
+        assert!(Cli::try_parse_from(["drcache", "setup-host", "--check", "--undo"]).is_err());
     }
 
     #[test]

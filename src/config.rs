@@ -35,6 +35,20 @@ pub struct Registry {
     pub port: u16,
     /// The proxy's cache TTL (a Go duration such as `168h`); None = the registry's default.
     pub ttl: Option<String>,
+    /// Where the upstream credentials come from, if the cache logs in upstream.
+    pub credentials: Option<CredentialSource>,
+}
+
+/// Where a cache's upstream username and password are read from at `start`.
+/// The config names a source, never the secret itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CredentialSource {
+    /// Two environment variables.
+    Env { username: String, password: String },
+    /// A file holding `username:password` on its first line.
+    File(PathBuf),
+    /// The podman / Docker auth file entry for this registry.
+    AuthFile,
 }
 
 impl Config {
@@ -84,6 +98,10 @@ struct RawRegistry {
     upstream: Option<Spanned<String>>,
     port: Option<Spanned<i64>>,
     ttl: Option<Spanned<String>>,
+    username_env: Option<Spanned<String>>,
+    password_env: Option<Spanned<String>>,
+    credentials_file: Option<Spanned<String>>,
+    auth_file: Option<Spanned<bool>>,
 }
 
 /// Where to read the configuration from, in order of precedence.
@@ -256,6 +274,13 @@ fn registries_from(
             }
             None => global_ttl.clone(),
         };
+        let credentials = credential_source(
+            raw.username_env,
+            raw.password_env,
+            raw.credentials_file,
+            raw.auth_file,
+        )
+        .map_err(|(at, m)| error_at(at.or(name_at), format!("registry {name:?}: {m}")))?;
         if port.is_none() {
             pending_port.push(out.len());
         }
@@ -264,6 +289,7 @@ fn registries_from(
             upstream,
             port: port.unwrap_or(0),
             ttl,
+            credentials,
         });
     }
     // Default ports of known registries, then free ports for the rest, so an
@@ -292,6 +318,67 @@ fn registries_from(
     Ok(out)
 }
 
+type Located = (Option<usize>, String);
+
+fn credential_source(
+    username_env: Option<Spanned<String>>,
+    password_env: Option<Spanned<String>>,
+    file: Option<Spanned<String>>,
+    auth_file: Option<Spanned<bool>>,
+) -> Result<Option<CredentialSource>, Located> {
+    let auth_file = auth_file.filter(|a| *a.get_ref());
+    let mut sources = Vec::new();
+    let env_at = username_env
+        .as_ref()
+        .or(password_env.as_ref())
+        .map(|s| s.span().start);
+    match (username_env, password_env) {
+        (Some(u), Some(p)) => {
+            for var in [&u, &p] {
+                let ok = !var.get_ref().is_empty()
+                    && var
+                        .get_ref()
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '_');
+                if !ok {
+                    return Err((
+                        Some(var.span().start),
+                        format!("{:?} is not an environment variable name", var.get_ref()),
+                    ));
+                }
+            }
+            sources.push(CredentialSource::Env {
+                username: u.into_inner(),
+                password: p.into_inner(),
+            });
+        }
+        (None, None) => {}
+        _ => {
+            return Err((
+                env_at,
+                "username_env and password_env go together".to_string(),
+            ))
+        }
+    }
+    if let Some(f) = &file {
+        if f.get_ref().is_empty() {
+            return Err((Some(f.span().start), "credentials_file is empty".into()));
+        }
+        sources.push(CredentialSource::File(PathBuf::from(f.get_ref())));
+    }
+    if auth_file.is_some() {
+        sources.push(CredentialSource::AuthFile);
+    }
+    match sources.len() {
+        0 | 1 => Ok(sources.pop()),
+        _ => Err((
+            env_at.or(file.map(|f| f.span().start)),
+            "choose one credential source: username_env/password_env, credentials_file or auth_file"
+                .into(),
+        )),
+    }
+}
+
 /// A registry host name as it appears in image references: `quay.io`,
 /// `localhost:5000`. Lowercase, so it is also a valid part of podman names.
 pub fn check_registry_name(name: &str) -> Result<(), String> {
@@ -312,7 +399,7 @@ pub fn check_registry_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn is_dns_name(host: &str) -> bool {
+pub fn is_dns_name(host: &str) -> bool {
     !host.is_empty()
         && host.len() <= 253
         && host.split('.').all(|label| {
@@ -579,6 +666,66 @@ mod tests {
             assert!(e.message.contains(expect), "{text}: {e}");
             assert!(e.line.is_some(), "{text}: {e}");
         }
+    }
+
+    #[test]
+    fn credential_sources() {
+        let c = parse_ok(indoc! {r#"
+            [[registry]]
+            name = "docker.io"
+            username_env = "HUB_USER"
+            password_env = "HUB_TOKEN"
+            [[registry]]
+            name = "quay.io"
+            credentials_file = "~/.config/drcache/quay.cred"
+            [[registry]]
+            name = "ghcr.io"
+            auth_file = true
+            [[registry]]
+            name = "gcr.io"
+            auth_file = false
+        "#});
+        assert_eq!(
+            c.registries[0].credentials,
+            Some(CredentialSource::Env {
+                username: "HUB_USER".into(),
+                password: "HUB_TOKEN".into()
+            })
+        );
+        assert_eq!(
+            c.registries[1].credentials,
+            Some(CredentialSource::File("~/.config/drcache/quay.cred".into()))
+        );
+        assert_eq!(
+            c.registries[2].credentials,
+            Some(CredentialSource::AuthFile)
+        );
+        assert_eq!(c.registries[3].credentials, None);
+    }
+
+    #[test]
+    fn bad_credential_sources() {
+        let e = parse_err("[[registry]]\nname = \"docker.io\"\nusername_env = \"U\"\n");
+        assert_eq!(e.line, Some(3));
+        assert!(
+            e.message
+                .contains("username_env and password_env go together"),
+            "{e}"
+        );
+        let e = parse_err(
+            "[[registry]]\nname = \"docker.io\"\nusername_env = \"U\"\npassword_env = \"P\"\nauth_file = true\n",
+        );
+        assert!(e.message.contains("choose one credential source"), "{e}");
+        let e = parse_err(
+            "[[registry]]\nname = \"docker.io\"\nusername_env = \"U-1\"\npassword_env = \"P\"\n",
+        );
+        assert!(
+            e.message.contains("not an environment variable name"),
+            "{e}"
+        );
+        // The config names a source, never holds the secret itself.
+        let e = parse_err("[[registry]]\nname = \"docker.io\"\npassword = \"x\"\n");
+        assert!(e.message.contains("unknown field `password`"), "{e}");
     }
 
     #[test]

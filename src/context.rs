@@ -7,6 +7,7 @@ use anyhow::Result;
 use crate::cache::{CacheSpec, Mode};
 use crate::cli::GlobalArgs;
 use crate::config::{self, Config, Registry};
+use crate::credentials;
 use crate::errors::UsageError;
 use crate::exec::Runner;
 use crate::podman::Podman;
@@ -64,7 +65,22 @@ impl Context {
             .collect()
     }
 
-    /// Desired proxy-mode specs of the selected registries.
+    /// Specs for `start`: in the requested mode, with upstream credentials read.
+    pub fn start_specs(&self, names: &[String], mode: Mode) -> Result<Vec<CacheSpec>> {
+        self.select(names)?
+            .into_iter()
+            .map(|r| {
+                let mut spec = CacheSpec::new(&self.config, r, mode);
+                if let Some(source) = &r.credentials {
+                    spec.credentials = Some(credentials::resolve(source, &r.name)?);
+                }
+                Ok(spec)
+            })
+            .collect()
+    }
+
+    /// Desired proxy-mode specs of the selected registries, without credentials
+    /// (enough for every command but `start`).
     pub fn specs(&self, names: &[String]) -> Result<Vec<CacheSpec>> {
         Ok(self
             .select(names)?

@@ -2,11 +2,11 @@
 //! it failed, what to do.
 //!
 //! Checks come in groups ([`GROUPS`]), each a function from the facts read
-//! once ([`Inputs`]) to its checks, in order. To add a group (the host
-//! firewall's `setup-host --check`, minikube profiles and in-node reachability
-//! of each cache), write `fn(&Inputs) -> Vec<Check>` and list it in [`GROUPS`];
-//! nothing else changes: the printer, `--json` and the exit status take every
-//! group's checks alike.
+//! once ([`Inputs`]) to its checks, in order. To add a group (next: minikube
+//! profiles and in-node reachability of each cache), write
+//! `fn(&Inputs) -> Vec<Check>` and list it in [`GROUPS`]; nothing else
+//! changes: the printer, `--json` and the exit status take every group's
+//! checks alike.
 
 use std::path::PathBuf;
 
@@ -14,6 +14,7 @@ use serde::Serialize;
 
 use crate::cache::{CacheSpec, Mode, LABEL_HASH, LABEL_MODE};
 use crate::context::Context;
+use crate::host;
 use crate::hostinfo::{self, HostOs};
 use crate::podman::{Machine, Podman};
 use crate::reconcile::Facts;
@@ -56,8 +57,7 @@ impl Check {
 
 /// What the checks look at, read once before any check runs.
 pub struct Inputs<'a> {
-    /// For groups that run their own queries (minikube, firewall).
-    #[allow(dead_code)]
+    /// For groups that run their own queries (firewall, minikube).
     pub ctx: &'a Context,
     pub os: HostOs,
     pub specs: Vec<CacheSpec>,
@@ -111,14 +111,16 @@ pub type Group = fn(&Inputs) -> Vec<Check>;
 
 /// Every group `doctor` runs, in order.
 ///
-/// Extension points, to be filled after the merge of the branches that write
-/// the code they need: `("firewall", firewall_checks)` (the logic of
-/// `setup-host --check`) and `("minikube", minikube_checks)` (profiles
-/// configured; each running node reaching each cache).
+/// Extension point: `("minikube", minikube_checks)`, profiles configured and
+/// each running node reaching each cache. The pieces exist in
+/// `commands/configure.rs` (`select_profiles`, `nodes_of`,
+/// `minikube::check_script`, `parse_checks`, `classify`); the group needs them
+/// callable without `configure`'s printing.
 pub const GROUPS: &[(&str, Group)] = &[
     ("podman", podman_checks),
     ("caches", cache_checks),
     ("ports", port_checks),
+    ("firewall", firewall_checks),
 ];
 
 /// Read what the checks need: podman's answers and one probe per running cache.
@@ -426,6 +428,41 @@ pub fn port_checks(inputs: &Inputs) -> Vec<Check> {
         .collect()
 }
 
+/// The host firewall lets cluster VMs reach the caches: `setup-host --check`
+/// with its default zone.
+pub fn firewall_checks(inputs: &Inputs) -> Vec<Check> {
+    let name = "host firewall";
+    if inputs.os == HostOs::Other {
+        return vec![Check::pass(
+            name,
+            format!("not checked on {}", std::env::consts::OS),
+        )];
+    }
+    let opts = host::Options {
+        mode: host::Mode::Check,
+        zone: DEFAULT_ZONE.into(),
+    };
+    let check = match host::run(inputs.ctx, &opts) {
+        Ok(report) => match report.state {
+            host::State::Missing => Check::fail(
+                name,
+                format!("not set up: {}", report.missing.join("; ")),
+                "`drcache setup-host`",
+            ),
+            _ => Check::pass(name, report.summary),
+        },
+        Err(e) => Check::fail(
+            name,
+            format!("cannot check: {e:#}"),
+            crate::errors::hint(&e).unwrap_or_else(|| "see `drcache setup-host --check`".into()),
+        ),
+    };
+    vec![check]
+}
+
+/// The zone `setup-host` uses unless told otherwise (kvm2's libvirt network).
+const DEFAULT_ZONE: &str = "libvirt";
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -435,6 +472,16 @@ mod tests {
     use crate::podman::{Container, PortMapping};
     use crate::ui::Ui;
     use std::collections::HashMap;
+
+    /// Every group but the firewall's, which runs real tools (tested
+    /// through the CLI with fakes).
+    fn local_checks(inputs: &Inputs) -> Vec<Check> {
+        GROUPS
+            .iter()
+            .filter(|(name, _)| *name != "firewall")
+            .flat_map(|(_, group)| group(inputs))
+            .collect()
+    }
 
     fn ctx() -> Context {
         Context {
@@ -508,7 +555,7 @@ mod tests {
             .iter()
             .map(|spec| (spec.registry.name.clone(), Probe::Ready))
             .collect();
-        let checks = run_checks(&inputs(&ctx, containers, probes));
+        let checks = local_checks(&inputs(&ctx, containers, probes));
         assert!(checks.iter().all(|c| c.ok), "{checks:#?}");
         let names: Vec<&str> = checks.iter().map(|c| c.name.as_str()).collect();
         assert_eq!(
@@ -642,7 +689,7 @@ mod tests {
             "install podman".into(),
         ));
         i.facts = Err(("podman was not found".into(), None));
-        let checks = run_checks(&i);
+        let checks = local_checks(&i);
         assert_eq!(checks.len(), 1, "nothing else can be checked: {checks:#?}");
         assert_eq!(checks[0].fix.as_deref(), Some("install podman"));
 
@@ -655,7 +702,7 @@ mod tests {
             running: false,
             starting: false,
         }]));
-        let checks = run_checks(&i);
+        let checks = local_checks(&i);
         assert_eq!(checks.len(), 3, "{checks:#?}");
         assert_eq!(checks[1].detail, "podman-machine-default is stopped");
         assert_eq!(

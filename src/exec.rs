@@ -22,8 +22,11 @@ pub struct Cmd {
     mutating: bool,
     /// Bytes fed on stdin. Secrets travel this way so they never reach argv.
     stdin: Option<Vec<u8>>,
-    /// The child talks to the terminal directly (sudo prompts, `logs --follow`).
+    /// The child talks to the terminal directly (`logs --follow`).
     interactive: bool,
+    /// The child reads the terminal (sudo's password prompt) while its output
+    /// is still captured, so that errors keep stderr and `--json` stays clean.
+    terminal_stdin: bool,
     /// Exit codes that are answers rather than failures (e.g. `exists` -> 1).
     accepted: Vec<i32>,
 }
@@ -38,6 +41,7 @@ impl Cmd {
             mutating: false,
             stdin: None,
             interactive: false,
+            terminal_stdin: false,
             accepted: vec![0],
         }
     }
@@ -69,6 +73,7 @@ impl Cmd {
         self
     }
 
+    #[allow(dead_code)] // for `logs --follow`; not used yet
     pub fn interactive(mut self) -> Self {
         self.interactive = true;
         self
@@ -80,20 +85,23 @@ impl Cmd {
         self
     }
 
+    #[allow(dead_code)]
     pub fn is_mutating(&self) -> bool {
         self.mutating
     }
 
+    #[allow(dead_code)]
     pub fn program(&self) -> &PathBuf {
         &self.program
     }
 
+    #[allow(dead_code)]
     pub fn argv(&self) -> &[String] {
         &self.args
     }
 
     /// Run the same call through `sudo`, with the tool's absolute path because
-    /// sudo resets PATH.
+    /// sudo resets PATH. sudo may ask for a password: stdin is the terminal.
     pub fn via_sudo(self, sudo: impl Into<PathBuf>) -> Self {
         let mut args = vec![self.program.to_string_lossy().into_owned()];
         args.extend(self.args);
@@ -101,7 +109,7 @@ impl Cmd {
             program: sudo.into(),
             name: "sudo".to_string(),
             args,
-            interactive: true,
+            terminal_stdin: true,
             ..self
         }
     }
@@ -200,7 +208,7 @@ impl Runner {
         let mut expr = duct::cmd(&cmd.program, args).unchecked();
         expr = match &cmd.stdin {
             Some(bytes) => expr.stdin_bytes(bytes.clone()),
-            None if cmd.interactive => expr,
+            None if cmd.interactive || cmd.terminal_stdin => expr,
             None => expr.stdin_null(),
         };
         if !cmd.interactive {

@@ -11,8 +11,8 @@ pub struct RunLock {
     _file: File,
 }
 
-/// The directory for the lock: per user, surviving nothing but a reboot.
-fn lock_dir() -> PathBuf {
+/// drcache's per-user directory for locks and small markers.
+pub fn state_dir() -> PathBuf {
     let from_env = |name: &str| {
         std::env::var_os(name)
             .map(PathBuf::from)
@@ -27,7 +27,7 @@ fn lock_dir() -> PathBuf {
 
 /// Take the lock for caches named with `prefix`, waiting for another run.
 pub fn acquire(prefix: &str, on_wait: impl FnOnce()) -> Result<RunLock> {
-    let dir = lock_dir();
+    let dir = state_dir();
     std::fs::create_dir_all(&dir)
         .with_context(|| format!("cannot create the lock directory {}", dir.display()))?;
     let path = dir.join(format!("{prefix}.lock"));

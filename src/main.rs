@@ -2,17 +2,20 @@ mod cache;
 mod cli;
 mod commands;
 mod config;
+mod containerd;
 mod context;
+mod credentials;
 mod doctor;
 mod errors;
-// Parts of the subprocess seam (sudo, stdin, exit codes) serve setup-host,
-// which lives in another branch until the merge.
-#[allow(dead_code)]
 mod exec;
+#[cfg(test)]
+mod fuzz_tests;
+mod host;
 mod hostinfo;
 mod imageref;
 mod lock;
 mod metrics;
+mod minikube;
 mod oci;
 mod podman;
 mod reconcile;
@@ -40,6 +43,10 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         Command::Stop(args) => commands::stop::run(&ctx, args),
         Command::Status(args) => commands::status::run(&ctx, args),
         Command::Clean(args) => commands::clean::run(&ctx, args),
+        Command::HostsToml(args) => commands::hosts_toml::run(&ctx, args),
+        Command::Configure(args) => commands::configure::configure(&ctx, args),
+        Command::Unconfigure(args) => commands::configure::unconfigure(&ctx, args),
+        Command::SetupHost(args) => commands::setup_host::run(&ctx, args),
         Command::Stats(args) => commands::stats::run(&ctx, args),
         Command::Warm(args) => commands::warm::run(&ctx, args),
         Command::Doctor(args) => commands::doctor::run(&ctx, args),

@@ -10,7 +10,7 @@ use serde::{Deserialize, Deserializer};
 use crate::exec::{Cmd, CommandError, Output, Runner};
 
 /// `null` in podman's JSON means the same as an absent key.
-fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+pub(crate) fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
 where
     D: Deserializer<'de>,
     T: Default + Deserialize<'de>,
@@ -50,6 +50,7 @@ impl Container {
     }
 
     /// The host port published for `container_port`, if any.
+    #[allow(dead_code)] // used by tests only so far
     pub fn host_port(&self, container_port: u16) -> Option<u16> {
         self.ports
             .iter()
@@ -120,6 +121,12 @@ pub struct RunSpec {
     pub volumes: Vec<String>,
     pub env: Vec<(String, String)>,
     pub labels: Vec<(String, String)>,
+    /// (podman secret name, file it is mounted as under /run/secrets).
+    pub secrets: Vec<(String, String)>,
+    /// Arguments after the image; empty = the image's default command.
+    pub command: Vec<String>,
+    /// Changes with the credentials; part of the config hash, not of argv.
+    pub credential_fingerprint: Option<String>,
     pub restart: String,
 }
 
@@ -144,7 +151,14 @@ impl RunSpec {
         for (k, v) in &self.env {
             argv.extend(["--env".into(), format!("{k}={v}")]);
         }
+        for (secret, target) in &self.secrets {
+            argv.extend([
+                "--secret".into(),
+                format!("{secret},type=mount,target={target}"),
+            ]);
+        }
         argv.push(self.image.clone());
+        argv.extend(self.command.iter().cloned());
         argv
     }
 }
@@ -195,15 +209,28 @@ impl<'r> Podman<'r> {
         })
     }
 
+    /// A listing. podman lists, then reads each item; an item removed in
+    /// between by another process fails the whole call with "no such ...",
+    /// so such a failure is retried a few times.
+    fn list(&self, args: &[&str]) -> Result<Output, CommandError> {
+        let mut attempts = 0;
+        loop {
+            match self.run(self.query().args(args.iter().copied())) {
+                Err(e) if attempts < 3 && e.stderr_tail.contains("no such") => attempts += 1,
+                other => return other,
+            }
+        }
+    }
+
     /// All containers in any state, in one call.
     pub fn containers(&self) -> Result<Vec<Container>> {
-        let out = self.run(self.query().args(["ps", "--all", "--format", "json"]))?;
+        let out = self.list(&["ps", "--all", "--format", "json"])?;
         parse_containers(&out.stdout)
     }
 
     /// All volumes, in one call.
     pub fn volumes(&self) -> Result<Vec<Volume>> {
-        let out = self.run(self.query().args(["volume", "ls", "--format", "json"]))?;
+        let out = self.list(&["volume", "ls", "--format", "json"])?;
         parse_volumes(&out.stdout)
     }
 
@@ -292,6 +319,47 @@ impl<'r> Podman<'r> {
         let out = self.run(self.query().args(["machine", "list", "--format", "json"]))?;
         parse_list(&out.stdout)
             .context("cannot parse the output of `podman machine list --format json`")
+    }
+
+    /// Replace a secret with `value`, passed on stdin so it is never in argv.
+    pub fn replace_secret(&self, name: &str, value: &str) -> Result<(), CommandError> {
+        match self.run(self.mutation().args(["secret", "rm", name])) {
+            Ok(_) => {}
+            Err(e) if e.stderr_tail.contains("no such secret") => {}
+            Err(e) => return Err(e),
+        }
+        self.run(
+            self.mutation()
+                .args(["secret", "create", name, "-"])
+                .stdin_bytes(value.as_bytes().to_vec()),
+        )
+        .map(drop)
+    }
+
+    /// Names of all podman secrets. 4.3 has no JSON format for this list.
+    pub fn secret_names(&self) -> Result<Vec<String>> {
+        let out = self.run(self.query().args(["secret", "ls", "--format", "{{.Name}}"]))?;
+        Ok(out.stdout.split_whitespace().map(str::to_string).collect())
+    }
+
+    pub fn remove_secrets(&self, names: &[String]) -> Result<(), CommandError> {
+        self.run(
+            self.mutation()
+                .args(["secret", "rm"])
+                .args(names.iter().cloned()),
+        )
+        .map(drop)
+    }
+
+    /// Logs of one container since a Unix time (both streams together).
+    pub fn logs_since(&self, name: &str, unix_seconds: u64) -> Result<String, CommandError> {
+        let out = self.run(self.query().args([
+            "logs".to_string(),
+            "--since".into(),
+            unix_seconds.to_string(),
+            name.into(),
+        ]))?;
+        Ok(format!("{}{}", out.stdout, out.stderr))
     }
 
     /// The last lines a container logged (stdout and stderr together).
@@ -388,12 +456,15 @@ mod tests {
             volumes: vec!["c:/var/lib/registry".into()],
             env: vec![("A".into(), "b".into())],
             labels: vec![("l".into(), "v".into())],
+            secrets: vec![("s".into(), "t.yml".into())],
+            command: vec!["/run/secrets/t.yml".into()],
+            credential_fingerprint: Some("f".into()),
             restart: "on-failure:5".into(),
         };
         assert_eq!(
             spec.argv().join(" "),
             "run --detach --name c --restart=on-failure:5 --publish 5051:5000 \
-             --volume c:/var/lib/registry --label l=v --env A=b img:1"
+             --volume c:/var/lib/registry --label l=v --env A=b --secret s,type=mount,target=t.yml img:1 /run/secrets/t.yml"
         );
     }
 

@@ -1,9 +1,10 @@
 //! Desired caches vs what podman has -> a plan per cache -> applied in parallel.
 
+use std::cell::{Cell, RefCell};
 use std::net::TcpListener;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::cache::{CacheSpec, LABEL_HASH};
+use crate::cache::{CacheSpec, Mode, LABEL_HASH};
 use crate::podman::{Container, Podman, Volume};
 use crate::registry_http::{self, Probe};
 
@@ -86,6 +87,10 @@ pub struct Outcome {
     pub registry: String,
     pub port: u16,
     pub action: Action,
+    /// The mode the cache ended in.
+    pub mode: Mode,
+    /// Why a proxy cache fell back to offline mode, when it did.
+    pub offline_reason: Option<String>,
     /// Whether the volume was created now (false: it existed and was adopted or kept).
     pub volume_created: bool,
     /// The probe after the action; None under --dry-run.
@@ -114,7 +119,32 @@ fn port_taken(spec: &CacheSpec) -> bool {
     TcpListener::bind(format!("{bind}:{}", spec.registry.port)).is_err()
 }
 
-/// Bring one cache to its desired state and wait until it answers.
+/// How often the logs of a starting proxy cache are read for an upstream failure.
+const LOG_CHECK_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The line of a registry log that says it could not reach its upstream.
+/// The registry checks its upstream at start and panics when that fails
+/// (distribution issue 4038), so the container exits.
+pub fn upstream_failure(log: &str, upstream: &str) -> Option<String> {
+    let host = upstream
+        .split_once("://")
+        .map_or(upstream, |(_, rest)| rest)
+        .split('/')
+        .next()
+        .unwrap_or(upstream);
+    log.lines()
+        .find(|l| l.contains("panic:") && l.contains(host))
+        .map(|l| l.trim().to_string())
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Bring one cache to its desired state and wait until it answers. A proxy
+/// cache whose upstream cannot be reached falls back to offline mode.
 pub fn apply(
     podman: &Podman,
     spec: &CacheSpec,
@@ -129,22 +159,78 @@ pub fn apply(
         registry: spec.registry.name.clone(),
         port: spec.registry.port,
         action,
+        mode: spec.mode,
+        offline_reason: None,
         volume_created: false,
         probe: None,
         error: None,
         elapsed: Duration::ZERO,
     };
+    // Logs of this run of the container: since our action, or for one left
+    // running (perhaps in podman's restart loop) since its last start. A
+    // second of slack: podman's clock and ours are read apart.
+    let since = match existing {
+        Some(c) if action == Action::Unchanged && c.started_at > 0 => c.started_at as u64,
+        _ => unix_now(),
+    }
+    .saturating_sub(1);
     if let Err(e) = converge(podman, spec, facts, action, &mut outcome) {
         outcome.error = Some(e);
     } else if !dry_run {
-        outcome.probe = Some(registry_http::wait_ready(
-            &spec.probe_addr(),
-            timeout,
-            &|| true,
-        ));
+        let watch_logs = spec.mode == Mode::Proxy;
+        let failure = RefCell::new(None);
+        let last_check = Cell::new(Instant::now());
+        let probe = registry_http::wait_ready(&spec.probe_addr(), timeout, &|| {
+            if !watch_logs || last_check.get().elapsed() < LOG_CHECK_INTERVAL {
+                return true;
+            }
+            last_check.set(Instant::now());
+            let log = podman
+                .logs_since(&spec.container, since)
+                .unwrap_or_default();
+            *failure.borrow_mut() = upstream_failure(&log, &spec.registry.upstream);
+            failure.borrow().is_none()
+        });
+        let failure = failure.into_inner();
+        match failure {
+            Some(reason) => fall_back_offline(podman, spec, timeout, reason, &mut outcome),
+            None => outcome.probe = Some(probe),
+        }
     }
     outcome.elapsed = started.elapsed();
     outcome
+}
+
+/// Serve the cached images read-only from the same volume, without upstream.
+fn fall_back_offline(
+    podman: &Podman,
+    spec: &CacheSpec,
+    timeout: Duration,
+    reason: String,
+    outcome: &mut Outcome,
+) {
+    let offline = CacheSpec {
+        mode: Mode::Offline,
+        ..spec.clone()
+    };
+    outcome.mode = Mode::Offline;
+    outcome.offline_reason = Some(reason);
+    let result = podman
+        .remove(std::slice::from_ref(&offline.container))
+        .and_then(|_| podman.run_container(&offline.run_spec()));
+    match result {
+        Ok(_) => {
+            outcome.probe = Some(registry_http::wait_ready(
+                &offline.probe_addr(),
+                timeout,
+                &|| true,
+            ))
+        }
+        Err(e) => {
+            let _ = podman.remove(std::slice::from_ref(&offline.container));
+            outcome.error = Some(e.to_string());
+        }
+    }
 }
 
 fn converge(
@@ -179,6 +265,11 @@ fn converge(
             }
             if port_taken(spec) {
                 return Err(describe_failure(spec, facts, "address already in use"));
+            }
+            for (name, value) in spec.secret_values() {
+                podman
+                    .replace_secret(&name, &value)
+                    .map_err(|e| e.to_string())?;
             }
             podman
                 .run_container(&spec.run_spec())
@@ -262,6 +353,24 @@ mod tests {
         assert_eq!(
             plan(&s, Some(&container("running", Some("0000")))),
             Action::Recreate
+        );
+    }
+
+    #[test]
+    fn upstream_failure_is_found_in_the_registry_log() {
+        // Debian's registry 2.8.2, upstream not listening.
+        let log = "time=\"2026-11-28T03:27:27Z\" level=info msg=\"redis not configured\"\n\
+                   panic: Get \"http://host.containers.internal:1/v2/\": dial tcp 10.88.0.1:1: connect: connection refused\n\
+                   \n\
+                   goroutine 1 [running]:\n";
+        assert_eq!(
+            upstream_failure(log, "http://host.containers.internal:1").unwrap(),
+            "panic: Get \"http://host.containers.internal:1/v2/\": dial tcp 10.88.0.1:1: connect: connection refused"
+        );
+        assert_eq!(upstream_failure(log, "https://quay.io"), None);
+        assert_eq!(
+            upstream_failure("level=info msg=listening", "http://h:1"),
+            None
         );
     }
 

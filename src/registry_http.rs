@@ -43,8 +43,24 @@ pub fn probe(addr: &str) -> Probe {
     {
         Ok(resp) if resp.status().as_u16() == 200 => Probe::Ready,
         Ok(resp) => Probe::Status(resp.status().as_u16()),
-        Err(e) => Probe::Unreachable(e.to_string()),
+        Err(e) => Probe::Unreachable(short_reason(&e.to_string())),
     }
+}
+
+/// "io: Connection refused (os error 111)" -> "connection refused".
+fn short_reason(error: &str) -> String {
+    let lower = error.to_ascii_lowercase();
+    for known in [
+        "connection refused",
+        "connection reset",
+        "timed out",
+        "timeout",
+    ] {
+        if lower.contains(known) {
+            return known.replace("timeout", "timed out");
+        }
+    }
+    error.to_string()
 }
 
 /// Probe until ready or `timeout` passes; `keep_waiting` may end the wait
@@ -354,10 +370,10 @@ mod tests {
             let l = TcpListener::bind("127.0.0.1:0").unwrap();
             l.local_addr().unwrap().port()
         };
-        assert!(matches!(
+        assert_eq!(
             probe(&format!("127.0.0.1:{port}")),
-            Probe::Unreachable(_)
-        ));
+            Probe::Unreachable("connection refused".into())
+        );
     }
 
     #[test]

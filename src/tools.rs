@@ -21,9 +21,50 @@ pub const PODMAN: Tool = Tool {
     install_hint: "install podman (https://podman.io/docs/installation)",
 };
 
+pub const MINIKUBE: Tool = Tool {
+    name: "minikube",
+    env_var: "DRCACHE_MINIKUBE",
+    fallback: None,
+    install_hint: "install minikube (https://minikube.sigs.k8s.io/docs/start/)",
+};
+
+pub const FIREWALL_CMD: Tool = Tool {
+    name: "firewall-cmd",
+    env_var: "DRCACHE_FIREWALL_CMD",
+    fallback: None,
+    install_hint: "install firewalld",
+};
+
+/// macOS's application firewall tool; it is not on PATH.
+pub const SOCKETFILTERFW: Tool = Tool {
+    name: "socketfilterfw",
+    env_var: "DRCACHE_SOCKETFILTERFW",
+    fallback: Some("/usr/libexec/ApplicationFirewall/socketfilterfw"),
+    install_hint: "socketfilterfw is part of macOS",
+};
+
+pub const SUDO: Tool = Tool {
+    name: "sudo",
+    env_var: "DRCACHE_SUDO",
+    fallback: None,
+    install_hint: "install sudo or run drcache as root",
+};
+
 /// Resolve `tool` to an executable path.
 pub fn find(tool: &Tool) -> Result<PathBuf, Hinted> {
     find_with(tool, std::env::var_os(tool.env_var).map(PathBuf::from))
+}
+
+/// Like [`find`], but a tool that is simply not installed is `None`. An
+/// override that points at nothing is still an error: the user asked for it.
+pub fn find_installed(tool: &Tool) -> Result<Option<PathBuf>, Hinted> {
+    let override_path = std::env::var_os(tool.env_var).filter(|p| !p.is_empty());
+    let overridden = override_path.is_some();
+    match find_with(tool, override_path.map(PathBuf::from)) {
+        Ok(path) => Ok(Some(path)),
+        Err(_) if !overridden => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 /// Like [`find`], but with the override given, for tests.

@@ -75,9 +75,23 @@ esac"#
     assert_eq!(report["ok"], false);
     let checks = report["checks"].as_array().unwrap();
     let names: Vec<&str> = checks.iter().map(|c| c["name"].as_str().unwrap()).collect();
+    // Then the host firewall (setup-host --check): no socketfilterfw on Linux.
     assert_eq!(
         names,
-        ["podman installed", "podman machine", "podman answers"]
+        [
+            "podman installed",
+            "podman machine",
+            "podman answers",
+            "host firewall"
+        ]
+    );
+    assert!(
+        checks[3]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("socketfilterfw"),
+        "{}",
+        checks[3]
     );
     assert_eq!(checks[1]["ok"], false);
     assert_eq!(checks[1]["detail"], "podman-machine-default is stopped");
@@ -119,7 +133,7 @@ esac"#
         out.stderr
     );
     assert!(
-        out.stderr.contains("error: 2 of 3 checks failed"),
+        out.stderr.contains("error: 3 of 4 checks failed"),
         "{}",
         out.stderr
     );
@@ -163,6 +177,68 @@ esac"#,
     assert!(!fake.calls().iter().any(|c| c.contains("machine")));
 }
 
+/// A firewalld that runs and has no registry-cache service.
+const FIREWALL_CMD_NOT_SET_UP: &str = r#"
+case "$*" in
+--state) echo running ;;
+--get-zones) echo "block libvirt public" ;;
+--info-service=registry-cache) echo "Error: INVALID_SERVICE: registry-cache" >&2; exit 101 ;;
+"--zone=libvirt --query-service=registry-cache") echo no; exit 1 ;;
+*) echo "fake firewall-cmd: unexpected call: $*" >&2; exit 99 ;;
+esac"#;
+
+#[test]
+fn doctor_checks_the_host_firewall_like_setup_host_check() {
+    let fake = FakeBin::new();
+    let podman = fake.script(
+        "podman",
+        r#"
+case "$1 $2" in
+  "version --format") echo '{"Client":{"Version":"4.3.1"}}' ;;
+  "ps --all") echo '[]' ;;
+  "volume ls") echo '[]' ;;
+  *) echo "unexpected call: $*" >&2; exit 99 ;;
+esac"#,
+    );
+    let firewall_cmd = fake.script("firewall-cmd", FIREWALL_CMD_NOT_SET_UP);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), &[("quay.io", 27995)]);
+    let out = run(with_fake(&fake, &podman)
+        .env("DRCACHE_HOST_OS", "linux")
+        .env("DRCACHE_FIREWALL_CMD", &firewall_cmd)
+        .arg("--config")
+        .arg(&cfg)
+        .args(["doctor", "--json"]))
+    .expect(3);
+    let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let checks = report["checks"].as_array().unwrap();
+    let firewall = checks
+        .iter()
+        .find(|c| c["name"] == "host firewall")
+        .unwrap();
+    assert_eq!(firewall["ok"], false);
+    assert!(
+        firewall["detail"]
+            .as_str()
+            .unwrap()
+            .contains("service registry-cache is not in zone libvirt"),
+        "{firewall}"
+    );
+    assert_eq!(firewall["fix"], "`drcache setup-host`");
+    // Queries only: doctor changes nothing.
+    let calls: Vec<String> = fake
+        .calls()
+        .into_iter()
+        .filter(|c| c.starts_with("firewall-cmd"))
+        .collect();
+    assert!(
+        calls
+            .iter()
+            .all(|c| !c.contains("--permanent") && !c.contains("--reload")),
+        "{calls:?}"
+    );
+}
+
 #[test]
 fn doctor_without_podman_fails_the_first_check_with_the_install_hint() {
     let fake = FakeBin::new();
@@ -173,11 +249,17 @@ fn doctor_without_podman_fails_the_first_check_with_the_install_hint() {
     .expect(3);
     let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
     let checks = report["checks"].as_array().unwrap();
-    assert_eq!(checks.len(), 1, "{checks:?}");
     assert!(checks[0]["fix"]
         .as_str()
         .unwrap()
         .contains("install podman"));
+    // Nothing about the caches can be known without podman.
+    assert!(
+        !checks
+            .iter()
+            .any(|c| c["name"].as_str().unwrap().starts_with("cache ")),
+        "{checks:?}"
+    );
 }
 
 #[test]

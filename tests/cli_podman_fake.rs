@@ -231,6 +231,8 @@ case "$1 $2" in
     {"Name":"other-ghcr-io","Labels":{"drcache.registry":"ghcr.io","drcache.prefix":"other"}}]' ;;
   "rm --force") ;;
   "volume rm") ;;
+  "secret ls") printf 'drenv-cache-quay-io-config\nunrelated\n' ;;
+  "secret rm") ;;
   *) echo "unexpected call: $*" >&2; exit 99 ;;
 esac"#,
     );
@@ -242,6 +244,10 @@ esac"#,
     );
     assert!(
         calls.contains(&"podman volume rm drenv-cache-quay-io renamed".to_string()),
+        "{calls:?}"
+    );
+    assert!(
+        calls.contains(&"podman secret rm drenv-cache-quay-io-config".to_string()),
         "{calls:?}"
     );
 }
@@ -284,4 +290,87 @@ fn global_options_work_after_the_subcommand_and_help_lists_commands() {
     }
     let out = run(drcache(None).args(["start", "--no-such-flag"])).expect(2);
     assert!(out.stderr.contains("--no-such-flag"));
+}
+
+#[test]
+fn a_listing_racing_a_removal_is_retried() {
+    let fake = FakeBin::new();
+    // The first `volume ls` fails as podman 4.3 does when another process
+    // removes a volume while it lists.
+    let podman = fake.script(
+        "podman",
+        &format!(
+            r#"
+case "$1 $2" in
+  "ps --all") echo '[]' ;;
+  "volume ls")
+    if [ ! -e '{flag}' ]; then
+      touch '{flag}'
+      echo 'Error: no volume with name 3a43dc found in database: no such volume' >&2
+      exit 125
+    fi
+    echo '[]' ;;
+  *) echo "unexpected call: $*" >&2; exit 99 ;;
+esac"#,
+            flag = fake.path().join("failed-once").display()
+        ),
+    );
+    run(with_fake(&fake, &podman).args(["status", "--json"])).expect(3);
+    let volume_calls = fake
+        .calls()
+        .iter()
+        .filter(|c| c.starts_with("podman volume ls"))
+        .count();
+    assert_eq!(volume_calls, 2);
+}
+
+#[test]
+fn credentials_reach_podman_on_stdin_only() {
+    let fake = FakeBin::new();
+    let stdin_log = fake.path().join("stdin.log");
+    let podman = fake.script(
+        "podman",
+        &format!(
+            r#"
+case "$1 $2" in
+  "ps --all") echo '[]' ;;
+  "volume ls") echo '[]' ;;
+  "volume create") ;;
+  "secret rm") echo 'Error: no secret with name or id "x": no such secret' >&2; exit 125 ;;
+  "secret create") cat >> '{}' ;;
+  "run --detach") echo 0123abcd ;;
+  *) echo "unexpected call: $*" >&2; exit 99 ;;
+esac"#,
+            stdin_log.display()
+        ),
+    );
+    let config = fake.path().join("c.toml");
+    std::fs::write(
+        &config,
+        "[[registry]]\nname = \"docker.io\"\nport = 29999\nusername_env = \"T_USER\"\npassword_env = \"T_PASS\"\n",
+    )
+    .unwrap();
+    let out = run(with_fake(&fake, &podman)
+        .env("T_USER", "user-7c1e")
+        .env("T_PASS", "pass-51d0")
+        .arg("--config")
+        .arg(&config)
+        .args(["-v", "start", "--timeout", "1"]))
+    .expect(3);
+    let calls = fake.calls().join("\n");
+    assert!(
+        calls.contains("podman secret create drenv-cache-docker-io-config -"),
+        "{calls}"
+    );
+    assert!(calls
+        .contains("--secret drenv-cache-docker-io-config,type=mount,target=drcache-registry.yml"));
+    for text in [&calls, &out.stderr, &out.stdout] {
+        assert!(
+            !text.contains("pass-51d0") && !text.contains("user-7c1e"),
+            "{text}"
+        );
+    }
+    // The secret's content arrived on stdin.
+    let stdin = std::fs::read_to_string(&stdin_log).unwrap();
+    assert!(stdin.contains("password: \"pass-51d0\""), "{stdin}");
 }

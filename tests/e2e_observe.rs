@@ -465,34 +465,77 @@ fn warm_fetches_exactly_the_requested_platform_and_serves_it_offline() {
         gets(&after, "/v2/test/multi/blobs/").len()
     );
 
-    // With the upstream gone, the warmed platform still pulls from the cache
-    // (skopeo: no containerd start script is available to this branch).
+    // With the upstream gone, the warmed platform still pulls from the cache:
+    // through containerd with drcache's hosts.toml, as a cluster node would,
+    // where containerd can run; else with skopeo.
     podman(&["stop", "-t", "1", &upstream.name]);
-    let out = Command::new("skopeo")
-        .args([
-            "copy",
-            "-q",
-            "--override-os",
-            "linux",
-            "--override-arch",
-            "arm64",
-            "--src-tls-verify=false",
-            "docker://127.0.0.1:27301/test/multi:1",
-            &format!("dir:{}", dir.path().join("pulled").display()),
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    for digest in &arm64 {
-        let file = dir
-            .path()
-            .join("pulled")
-            .join(digest.trim_start_matches("sha256:"));
-        assert!(file.is_file(), "{digest} was pulled");
+    const TEST: &str = "warm (containerd part)";
+    if containerd_available(TEST) {
+        let certs = dir.path().join("certs.d");
+        run(drcache(Some(&config))
+            .args(["hosts-toml", "--host", "127.0.0.1", "--out"])
+            .arg(&certs))
+        .expect(0);
+        let containerd = Containerd::start(&dir.path().join("ctrd"));
+        let out = pull_isolated_platform(
+            &containerd,
+            dir.path(),
+            &certs,
+            "linux/arm64",
+            "quay.io/test/multi:1",
+        );
+        assert!(
+            out.status.success(),
+            "containerd pull of the warmed platform failed:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let images = containerd.ctr(&["images", "ls", "-q"]);
+        assert!(String::from_utf8_lossy(&images.stdout).contains("quay.io/test/multi:1"));
+        // It came through the cache (containerd names the upstream in `ns`).
+        let through_cache = access_log(&format!("{prefix}-quay-io"));
+        assert!(
+            through_cache.iter().any(|a| a
+                .path
+                .starts_with("/v2/test/multi/manifests/1?ns=quay.io")
+                && a.status == 200),
+            "{through_cache:?}"
+        );
+        let contents = containerd.ctr(&["content", "ls", "-q"]);
+        let contents = String::from_utf8_lossy(&contents.stdout).into_owned();
+        for digest in &arm64 {
+            assert!(
+                contents.contains(digest.as_str()),
+                "{digest} in containerd: {contents}"
+            );
+        }
+    } else {
+        let out = Command::new("skopeo")
+            .args([
+                "copy",
+                "-q",
+                "--override-os",
+                "linux",
+                "--override-arch",
+                "arm64",
+                "--src-tls-verify=false",
+                "docker://127.0.0.1:27301/test/multi:1",
+                &format!("dir:{}", dir.path().join("pulled").display()),
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for digest in &arm64 {
+            let file = dir
+                .path()
+                .join("pulled")
+                .join(digest.trim_start_matches("sha256:"));
+            assert!(file.is_file(), "{digest} was pulled");
+        }
     }
     // The other platform was never cached.
     let out = Command::new("skopeo")
@@ -510,6 +553,42 @@ fn warm_fetches_exactly_the_requested_platform_and_serves_it_offline() {
         .output()
         .unwrap();
     assert!(!out.status.success(), "amd64 must not be in the cache");
+}
+
+/// `ctr images pull --platform P` through `certs` in a private mount
+/// namespace whose /etc/hosts sends every upstream name where nothing
+/// listens, so the pull can only succeed through the cache (as
+/// `Containerd::pull_isolated`, which pulls the host's platform only).
+fn pull_isolated_platform(
+    containerd: &Containerd,
+    dir: &Path,
+    certs: &Path,
+    platform: &str,
+    image: &str,
+) -> std::process::Output {
+    let hosts = dir.join("hosts");
+    std::fs::write(
+        &hosts,
+        "127.0.0.1 localhost\n\
+         127.0.0.1 quay.io registry-1.docker.io registry.k8s.io ghcr.io gcr.io\n\
+         ::1 host.containers.internal\n",
+    )
+    .unwrap();
+    Command::new("unshare")
+        .args([
+            "-m",
+            "sh",
+            "-c",
+            "mount --bind \"$1\" /etc/hosts && exec ctr --address \"$2\" images pull --platform \"$3\" --hosts-dir \"$4\" \"$5\"",
+            "sh",
+        ])
+        .arg(&hosts)
+        .arg(&containerd.socket)
+        .arg(platform)
+        .arg(certs)
+        .arg(image)
+        .output()
+        .unwrap()
 }
 
 fn amd64_manifest(index: &serde_json::Value) -> Option<String> {
@@ -539,22 +618,41 @@ fn doctor_passes_when_healthy_and_names_each_problem_when_broken() {
         &[("quay.io", 27401), ("docker.io", 27402), ("ghcr.io", 27403)],
     );
     run(drcache(Some(&config)).arg("start")).expect(0);
+    // The host firewall check runs firewall-cmd: a fake one, so this host's
+    // own firewalld does not decide the test (setup-host has its own tests).
+    let fake = FakeBin::new();
+    let firewall_cmd = fake.script("firewall-cmd", "echo 'not running'; exit 252");
+    let doctor = || {
+        let mut cmd = drcache(Some(&config));
+        cmd.env("DRCACHE_HOST_OS", "linux")
+            .env("DRCACHE_FIREWALL_CMD", &firewall_cmd)
+            .arg("doctor");
+        cmd
+    };
 
-    let out = run(drcache(Some(&config)).args(["doctor", "--json"])).expect(0);
+    let out = run(doctor().arg("--json")).expect(0);
     let report = json(&out);
     assert_eq!(report["ok"], true, "{report}");
     let checks = report["checks"].as_array().unwrap();
     assert!(checks.iter().all(|c| c["ok"] == true && c["fix"].is_null()));
     assert!(checks.iter().any(|c| c["name"] == "cache ghcr.io"));
-    let out = run(drcache(Some(&config)).arg("doctor")).expect(0);
-    assert!(out.stderr.contains("all 8 checks passed"), "{}", out.stderr);
+    let firewall = checks
+        .iter()
+        .find(|c| c["name"] == "host firewall")
+        .unwrap();
+    assert!(firewall["detail"]
+        .as_str()
+        .unwrap()
+        .contains("firewalld is not running"));
+    let out = run(&mut doctor()).expect(0);
+    assert!(out.stderr.contains("all 9 checks passed"), "{}", out.stderr);
 
     // Break it: a cache stopped behind drcache's back, another one stopped
     // with its port taken by someone else (this test process).
     podman(&["stop", "-t", "1", &format!("{prefix}-docker-io")]);
     run(drcache(Some(&config)).args(["stop", "ghcr.io"])).expect(0);
     let _taken = std::net::TcpListener::bind("0.0.0.0:27403").unwrap();
-    let out = run(drcache(Some(&config)).args(["doctor", "--json"])).expect(3);
+    let out = run(doctor().arg("--json")).expect(3);
     let report = json(&out);
     assert_eq!(report["ok"], false);
     let check = |name: &str| {
@@ -589,14 +687,14 @@ fn doctor_passes_when_healthy_and_names_each_problem_when_broken() {
         .unwrap()
         .contains("another `port` for ghcr.io"));
     assert_eq!(check("port 27401")["ok"], true);
-    let out = run(drcache(Some(&config)).arg("doctor")).expect(3);
+    let out = run(&mut doctor()).expect(3);
     assert!(
         out.stderr.contains("FAIL cache docker.io"),
         "{}",
         out.stderr
     );
     assert!(
-        out.stderr.contains("error: 3 of 8 checks failed"),
+        out.stderr.contains("error: 3 of 9 checks failed"),
         "{}",
         out.stderr
     );

@@ -32,6 +32,19 @@ pub fn run(ctx: &Context, args: &CleanArgs) -> Result<()> {
             .info(&verb(&format!("containers: {}", containers.join(", "))));
     }
 
+    // Upstream login secrets go with their containers.
+    let wanted: Vec<String> = specs.iter().map(|s| s.config_secret_name()).collect();
+    let secrets: Vec<String> = podman
+        .secret_names()?
+        .into_iter()
+        .filter(|n| wanted.contains(n))
+        .collect();
+    if !secrets.is_empty() {
+        podman.remove_secrets(&secrets)?;
+        ctx.ui
+            .info(&verb(&format!("secrets: {}", secrets.join(", "))));
+    }
+
     let mut volumes = Vec::new();
     if args.volumes {
         // Only what is ours: the exact volume name of a selected cache, or
@@ -53,7 +66,7 @@ pub fn run(ctx: &Context, args: &CleanArgs) -> Result<()> {
                 .info(&verb(&format!("volumes: {}", volumes.join(", "))));
         }
     }
-    if containers.is_empty() && volumes.is_empty() {
+    if containers.is_empty() && volumes.is_empty() && secrets.is_empty() {
         ctx.ui.info("nothing to clean");
     }
     Ok(())

@@ -28,7 +28,9 @@ pub fn run(ctx: &Context, args: &SelectArgs) -> Result<()> {
             } else {
                 ui.paint(Tone::Bad, "FAIL")
             };
-            eprintln!("{mark} {:<width$}  {}", c.name, c.detail);
+            // Continuation lines (a command's stderr) stay in the detail column.
+            let detail = c.detail.replace('\n', &format!("\n     {:width$}  ", ""));
+            eprintln!("{mark} {:<width$}  {detail}", c.name);
             if let Some(fix) = &c.fix {
                 eprintln!(
                     "     {:<width$}  {} {fix}",

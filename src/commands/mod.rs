@@ -2,8 +2,11 @@
 
 pub mod clean;
 pub mod completions;
+pub mod configure;
 pub mod doctor;
+pub mod hosts_toml;
 pub mod logs;
+pub mod setup_host;
 pub mod start;
 pub mod stats;
 pub mod status;

@@ -3,6 +3,7 @@ use std::time::Duration;
 use anyhow::Result;
 use serde_json::json;
 
+use crate::cache::{CacheSpec, Mode};
 use crate::cli::StartArgs;
 use crate::context::Context;
 use crate::errors::{exit, Unsatisfied};
@@ -12,11 +13,19 @@ use crate::registry_http::Probe;
 use crate::ui::Tone;
 
 pub fn run(ctx: &Context, args: &StartArgs) -> Result<()> {
-    let specs = ctx.specs(&args.select.registries)?;
+    let mode = if args.offline {
+        Mode::Offline
+    } else {
+        Mode::Proxy
+    };
+    let specs = ctx.start_specs(&args.select.registries, mode)?;
     let podman = ctx.podman()?;
     let _lock = lock::acquire(&ctx.config.prefix, || {
         ctx.ui.info("waiting for another drcache run to finish...")
     })?;
+    for spec in specs.iter().filter(|s| s.credentials.is_some()) {
+        warn_once_about_credentials(ctx, spec);
+    }
     let facts = Facts::read(&podman)?;
     let timeout = Duration::from_secs(args.timeout);
     let spinner = if ctx.dry_run {
@@ -39,6 +48,9 @@ pub fn run(ctx: &Context, args: &StartArgs) -> Result<()> {
     for o in &outcomes {
         ctx.ui.info(&describe(ctx, o));
     }
+    if let Some(warning) = crate::host::start_warning(ctx) {
+        ctx.ui.warn(&warning);
+    }
     summarize(&outcomes, ctx.dry_run)
 }
 
@@ -47,6 +59,8 @@ fn outcome_json(o: &Outcome) -> serde_json::Value {
         "registry": o.registry,
         "port": o.port,
         "action": o.action.past_tense(),
+        "mode": o.mode.as_str(),
+        "offline_reason": o.offline_reason,
         "volume_created": o.volume_created,
         "ready": o.ready(),
         "error": o.error,
@@ -66,6 +80,14 @@ fn describe(ctx: &Context, o: &Outcome) -> String {
         o.action.past_tense().to_string()
     };
     let volume = if o.volume_created { ", new volume" } else { "" };
+    let mode = match (&o.offline_reason, o.mode) {
+        (Some(reason), _) => format!(
+            "\n  {} upstream unreachable, serving cached images read-only: {reason}",
+            ui.paint(Tone::Warn, "offline:")
+        ),
+        (None, Mode::Offline) => ", offline (read-only)".to_string(),
+        (None, Mode::Proxy) => String::new(),
+    };
     let state = match &o.probe {
         None => String::new(),
         Some(Probe::Ready) => ui.paint(
@@ -77,7 +99,7 @@ fn describe(ctx: &Context, o: &Outcome) -> String {
         }
         Some(Probe::Unreachable(why)) => ui.paint(Tone::Bad, &format!("not ready: {why}")),
     };
-    format!("{name} {:<12} {state}{volume}", action)
+    format!("{name} {:<12} {state}{volume}{mode}", action)
 }
 
 fn summarize(outcomes: &[Outcome], dry_run: bool) -> Result<()> {
@@ -114,4 +136,26 @@ fn summarize(outcomes: &[Outcome], dry_run: bool) -> Result<()> {
         .into());
     }
     Ok(())
+}
+
+/// Say once per cache (remembered in the state directory) what an
+/// authenticated cache means for whoever can reach its port.
+fn warn_once_about_credentials(ctx: &Context, spec: &CacheSpec) {
+    let marker = lock::state_dir().join(format!("{}.credentials-warned", spec.container));
+    if marker.exists() {
+        return;
+    }
+    let reach = if spec.bind.is_empty() {
+        "every network interface of this host".to_string()
+    } else {
+        spec.bind.clone()
+    };
+    ctx.ui.warn(&format!(
+        "{} logs in to its upstream: anyone who can reach port {} on {reach} can pull \
+         what those credentials can pull; set `bind` to limit who can reach it",
+        spec.registry.name, spec.registry.port
+    ));
+    if !ctx.dry_run {
+        let _ = std::fs::write(marker, "");
+    }
 }

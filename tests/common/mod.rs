@@ -68,12 +68,21 @@ impl FakeBin {
     }
 
     /// Write `name` with `body` (sh); every call first appends
-    /// `name arg1 arg2...` to the shared log.
+    /// `name arg1 arg2...` to the shared log (with printf: sh's echo would
+    /// turn backslashes in arguments into escapes).
     pub fn script(&self, name: &str, body: &str) -> PathBuf {
+        self.script_at(&self.dir.path().join(name), body)
+    }
+
+    /// Like [`FakeBin::script`], at any path (parents are created), logging
+    /// under the file name: for tools that are found by where they live.
+    pub fn script_at(&self, path: &Path, body: &str) -> PathBuf {
         use std::os::unix::fs::PermissionsExt;
-        let path = self.dir.path().join(name);
+        let path = path.to_path_buf();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         let text = format!(
-            "#!/bin/sh\necho \"{name} $*\" >> '{}'\n{body}\n",
+            "#!/bin/sh\nprintf '%s\\n' \"{name} $*\" >> '{}'\n{body}\n",
             self.log_path().display()
         );
         std::fs::write(&path, text).unwrap();
@@ -92,6 +101,21 @@ impl FakeBin {
     pub fn path(&self) -> &Path {
         self.dir.path()
     }
+
+    pub fn clear_calls(&self) {
+        let _ = std::fs::remove_file(self.log_path());
+    }
+}
+
+/// Skip a test whose prerequisites are missing, with the reason on the
+/// stderr handle (libtest captures `eprintln!`, not this), or fail under
+/// CI=true, where every prerequisite must be there.
+pub fn skip_or_fail(test: &str, reason: &str) {
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("{test}: CI=true and a prerequisite is missing: {reason}");
+    }
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {reason}");
 }
 
 /// The real-component environment, or None (with a printed reason) when it
@@ -334,4 +358,117 @@ pub fn skopeo_pull(addr: &str, image: &str) -> Result<(), String> {
     } else {
         Err(String::from_utf8_lossy(&out.stderr).into_owned())
     }
+}
+
+/// A private containerd from scripts/start-containerd.sh, stopped on drop.
+pub struct Containerd {
+    dir: PathBuf,
+    pub socket: String,
+}
+
+impl Containerd {
+    pub fn start(dir: &Path) -> Containerd {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/start-containerd.sh");
+        let out = Command::new(script).arg(dir).output().unwrap();
+        assert!(
+            out.status.success(),
+            "start-containerd.sh failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Containerd {
+            dir: dir.to_path_buf(),
+            socket: String::from_utf8_lossy(&out.stdout).trim().to_string(),
+        }
+    }
+
+    pub fn ctr(&self, args: &[&str]) -> std::process::Output {
+        Command::new("ctr")
+            .arg("--address")
+            .arg(&self.socket)
+            .args(args)
+            .output()
+            .unwrap()
+    }
+}
+
+impl Containerd {
+    /// `ctr images pull --hosts-dir CERTS IMAGE` in a private mount namespace
+    /// whose /etc/hosts sends every upstream name where nothing listens:
+    /// containerd falls back to `server` when the mirror fails, so a pull can
+    /// only succeed through the cache. (Test upstreams are
+    /// http://host.containers.internal:PORT, published on every IPv4 address,
+    /// hence ::1 for that name.)
+    pub fn pull_isolated(&self, certs: &Path, image: &str) -> std::process::Output {
+        let hosts = self.dir.join("hosts");
+        std::fs::write(
+            &hosts,
+            "127.0.0.1 localhost\n\
+             127.0.0.1 quay.io registry-1.docker.io registry.k8s.io ghcr.io gcr.io\n\
+             ::1 host.containers.internal\n",
+        )
+        .unwrap();
+        Command::new("unshare")
+            .args([
+                "-m",
+                "sh",
+                "-c",
+                "mount --bind \"$1\" /etc/hosts && exec ctr --address \"$2\" images pull --hosts-dir \"$3\" \"$4\"",
+                "sh",
+            ])
+            .arg(&hosts)
+            .arg(&self.socket)
+            .arg(certs)
+            .arg(image)
+            .output()
+            .unwrap()
+    }
+}
+
+/// Whether containerd tests can run; prints why not, and fails under CI=true.
+pub fn containerd_available(test: &str) -> bool {
+    match containerd_missing() {
+        None => true,
+        Some(reason) if std::env::var("CI").as_deref() == Ok("true") => {
+            panic!("{test}: real components required in CI: {reason}")
+        }
+        Some(reason) => {
+            eprintln!("SKIPPED {test}: {reason}");
+            false
+        }
+    }
+}
+
+impl Drop for Containerd {
+    fn drop(&mut self) {
+        if let Ok(pid) = std::fs::read_to_string(self.dir.join("containerd.pid")) {
+            let _ = Command::new("kill").arg(pid.trim()).status();
+        }
+    }
+}
+
+/// The components containerd tests need besides podman, or why they are missing.
+fn containerd_missing() -> Option<String> {
+    let missing: Vec<&str> = ["containerd", "ctr", "unshare", "mount"]
+        .into_iter()
+        .filter(|t| {
+            !Command::new("sh")
+                .args(["-c", &format!("command -v {t}")])
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
+        .collect();
+    if !missing.is_empty() {
+        return Some(format!("not installed: {}", missing.join(", ")));
+    }
+    let uid = Command::new("id").arg("-u").output().unwrap();
+    (String::from_utf8_lossy(&uid.stdout).trim() != "0")
+        .then(|| "needs root (a private containerd, a mount namespace)".to_string())
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("0.0.0.0:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }

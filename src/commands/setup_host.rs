@@ -1,0 +1,42 @@
+use anyhow::Result;
+
+use crate::cli::SetupHostArgs;
+use crate::context::Context;
+use crate::errors::{exit, Unsatisfied};
+use crate::host::{self, Mode, Options, State};
+use crate::ui::Tone;
+
+pub fn run(ctx: &Context, args: &SetupHostArgs) -> Result<()> {
+    let mode = match (args.check, args.undo) {
+        (true, _) => Mode::Check,
+        (_, true) => Mode::Undo,
+        _ => Mode::Setup,
+    };
+    let report = host::run(
+        ctx,
+        &Options {
+            mode,
+            zone: args.zone.clone(),
+        },
+    )?;
+    if ctx.json {
+        println!("{}", report.to_json());
+    }
+    for line in &report.missing {
+        ctx.ui
+            .info(&format!("{} {line}", ctx.ui.paint(Tone::Bad, "missing:")));
+    }
+    if report.state == State::Missing {
+        return Err(Unsatisfied {
+            message: "the host is not set up for the caches: run `drcache setup-host`".into(),
+            code: exit::FAILURE,
+        }
+        .into());
+    }
+    let tone = match report.state {
+        State::WouldChange => Tone::Warn,
+        _ => Tone::Good,
+    };
+    ctx.ui.info(&ctx.ui.paint(tone, &report.summary));
+    Ok(())
+}

@@ -1,0 +1,453 @@
+//! `drcache setup-host` on Linux against a fake `firewall-cmd` and `sudo`
+//! that log their calls: the exact commands, privilege, failures. The real
+//! firewalld is exercised in tests/setup_host_firewalld.rs.
+
+mod common;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::{run, FakeBin, Run};
+
+/// A firewalld in files: `perm-*` is the permanent configuration, `live-*`
+/// the runtime one, copied over by --reload. Changes need root (FAKE_ROOT=1,
+/// set by the fake sudo); a user gets firewalld's NOT_AUTHORIZED.
+const FIREWALL_CMD: &str = r#"
+d=$(dirname "$0")
+need_root() { [ "$FAKE_ROOT" = 1 ] || { echo "Authorization failed." >&2; exit 253; }; }
+case "$*" in
+--state) echo running ;;
+--get-zones) echo "block libvirt public" ;;
+--info-service=registry-cache)
+    [ -f "$d/live-ports" ] || { echo "Error: INVALID_SERVICE: registry-cache" >&2; exit 101; }
+    printf 'registry-cache\n  ports: %s\n  protocols: \n  source-ports: \n' "$(cat "$d/live-ports")" ;;
+"--zone=libvirt --query-service=registry-cache")
+    if [ -f "$d/live-zone" ]; then echo yes; else echo no; exit 1; fi ;;
+"--permanent --list-all-zones")
+    need_root
+    printf 'block\n  services: \nlibvirt\n  services: dns%s\n' "$([ -f "$d/perm-zone" ] && echo ' registry-cache')" ;;
+"--permanent --new-service-from-file="*" --name=registry-cache")
+    need_root
+    file=${2#--new-service-from-file=}
+    cp "$file" "$d/service.xml"
+    sed -n 's/.*port="\([^"]*\)".*/\1\/tcp/p' "$file" > "$d/perm-ports"
+    echo success ;;
+"--permanent --zone=libvirt --add-service=registry-cache") need_root; touch "$d/perm-zone"; echo success ;;
+"--permanent --zone=libvirt --remove-service=registry-cache") need_root; rm -f "$d/perm-zone"; echo success ;;
+"--permanent --delete-service=registry-cache") need_root; rm -f "$d/perm-ports"; echo success ;;
+--reload)
+    need_root
+    rm -f "$d/live-ports" "$d/live-zone"
+    if [ -f "$d/perm-ports" ]; then cp "$d/perm-ports" "$d/live-ports"; fi
+    if [ -f "$d/perm-zone" ]; then cp "$d/perm-zone" "$d/live-zone"; fi
+    echo success ;;
+*) echo "fake firewall-cmd: unexpected call: $*" >&2; exit 99 ;;
+esac
+"#;
+
+const SUDO: &str = r#"FAKE_ROOT=1 exec "$@""#;
+
+struct Host {
+    fake: FakeBin,
+    firewall_cmd: PathBuf,
+}
+
+impl Host {
+    fn new() -> Self {
+        let fake = FakeBin::new();
+        let firewall_cmd = fake.script("firewall-cmd", FIREWALL_CMD);
+        fake.script("sudo", SUDO);
+        Host { fake, firewall_cmd }
+    }
+
+    /// Both configurations hold the service with `ports`, in the zone or not.
+    fn set_up_as(&self, ports: &str, in_zone: bool) {
+        for side in ["perm", "live"] {
+            fs::write(self.fake.path().join(format!("{side}-ports")), ports).unwrap();
+            if in_zone {
+                fs::write(self.fake.path().join(format!("{side}-zone")), "").unwrap();
+            }
+        }
+    }
+
+    /// drcache as a user who is not root, on Linux, with the fakes.
+    fn drcache(&self, args: &[&str]) -> Command {
+        let mut cmd = common::drcache(None);
+        cmd.env_remove("FAKE_ROOT")
+            .args(args)
+            .env("DRCACHE_HOST_OS", "linux")
+            .env("DRCACHE_TEST_NOT_ROOT", "1")
+            .env("DRCACHE_FIREWALL_CMD", &self.firewall_cmd)
+            .env("DRCACHE_SUDO", self.fake.path().join("sudo"));
+        cmd
+    }
+
+    fn run(&self, args: &[&str]) -> Run {
+        run(&mut self.drcache(args))
+    }
+
+    /// The calls, with the temporary service file's name replaced by FILE.
+    fn calls(&self) -> Vec<String> {
+        self.fake
+            .calls()
+            .into_iter()
+            .map(|call| {
+                call.split(' ')
+                    .map(|arg| match arg.strip_prefix("--new-service-from-file=") {
+                        Some(_) => "--new-service-from-file=FILE",
+                        None => arg,
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .collect()
+    }
+
+    fn fw(&self) -> String {
+        self.firewall_cmd.display().to_string()
+    }
+}
+
+const QUERIES_WHEN_SET_UP: [&str; 4] = [
+    "firewall-cmd --state",
+    "firewall-cmd --get-zones",
+    "firewall-cmd --info-service=registry-cache",
+    "firewall-cmd --zone=libvirt --query-service=registry-cache",
+];
+
+#[test]
+fn user_setup_runs_changes_through_sudo_then_a_second_run_only_queries() {
+    let host = Host::new();
+    let out = host.run(&["setup-host"]).expect(0);
+    let fw = host.fw();
+    assert_eq!(
+        host.calls(),
+        [
+            "firewall-cmd --state".to_string(),
+            "firewall-cmd --get-zones".into(),
+            "firewall-cmd --info-service=registry-cache".into(),
+            format!("sudo {fw} --permanent --new-service-from-file=FILE --name=registry-cache"),
+            "firewall-cmd --permanent --new-service-from-file=FILE --name=registry-cache".into(),
+            format!("sudo {fw} --permanent --zone=libvirt --add-service=registry-cache"),
+            "firewall-cmd --permanent --zone=libvirt --add-service=registry-cache".into(),
+            format!("sudo {fw} --reload"),
+            "firewall-cmd --reload".into(),
+            "firewall-cmd --info-service=registry-cache".into(),
+            "firewall-cmd --zone=libvirt --query-service=registry-cache".into(),
+        ]
+    );
+    // The file firewall-cmd read is the shipped one, and is gone now.
+    assert_eq!(
+        fs::read_to_string(host.fake.path().join("service.xml")).unwrap(),
+        fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("linux/registry-cache.xml"))
+            .unwrap()
+    );
+    let file = host.fake.calls()[3].split(' ').nth(3).unwrap().to_string();
+    let file = file.trim_start_matches("--new-service-from-file=");
+    assert!(
+        file.ends_with(".xml") && !Path::new(file).exists(),
+        "{file}"
+    );
+    for line in [
+        "created service registry-cache (5051-5055/tcp)",
+        "added service registry-cache to zone libvirt",
+        "reloaded firewalld",
+        "set up: zone libvirt opens 5051-5055/tcp to the caches",
+    ] {
+        assert!(out.stderr.contains(line), "{line:?} in\n{}", out.stderr);
+    }
+    assert!(
+        !out.stderr.contains("success"),
+        "firewall-cmd's output stays captured"
+    );
+
+    host.fake.clear_calls();
+    let out = host.run(&["setup-host"]).expect(0);
+    assert!(out.stderr.contains("already set up"), "{}", out.stderr);
+    assert_eq!(host.calls(), QUERIES_WHEN_SET_UP);
+}
+
+#[test]
+fn json_report_on_stdout() {
+    let host = Host::new();
+    host.set_up_as("5051-5055/tcp", true);
+    let out = host.run(&["setup-host", "--json"]).expect(0);
+    let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(report["state"], "done");
+    assert_eq!(report["facts"]["zone"], "libvirt");
+    assert_eq!(report["facts"]["ports"], "5051-5055/tcp");
+}
+
+#[test]
+fn changed_ports_are_updated_in_place() {
+    let host = Host::new();
+    host.set_up_as("5051-5054/tcp", true);
+    // The fake takes ports only from a new service file, so check the calls.
+    let out = host.run(&["setup-host", "--dry-run"]).expect(0);
+    let fw = host.fw();
+    assert!(
+        out.stderr.contains(&format!(
+            "would run: sudo {fw} --permanent --service=registry-cache --remove-port=5051-5054/tcp"
+        )),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains(&format!(
+        "would run: sudo {fw} --permanent --service=registry-cache --add-port=5051-5055/tcp"
+    )));
+    assert!(out
+        .stderr
+        .contains(&format!("would run: sudo {fw} --reload")));
+    assert!(!out.stderr.contains("--add-service"), "already in the zone");
+}
+
+#[test]
+fn dry_run_prints_privileged_commands_and_runs_only_queries() {
+    let host = Host::new();
+    let out = host.run(&["setup-host", "--dry-run"]).expect(0);
+    let fw = host.fw();
+    for line in [
+        format!("would run: sudo {fw} --permanent --new-service-from-file="),
+        format!("would run: sudo {fw} --permanent --zone=libvirt --add-service=registry-cache"),
+        format!("would run: sudo {fw} --reload"),
+        "<port protocol=\"tcp\" port=\"5051-5055\"/>".to_string(),
+        "dry run: nothing was changed".to_string(),
+    ] {
+        assert!(out.stderr.contains(&line), "{line:?} in\n{}", out.stderr);
+    }
+    assert_eq!(
+        host.calls(),
+        [
+            "firewall-cmd --state",
+            "firewall-cmd --get-zones",
+            "firewall-cmd --info-service=registry-cache",
+        ]
+    );
+}
+
+#[test]
+fn check_says_what_is_missing_and_changes_nothing() {
+    let host = Host::new();
+    let out = host.run(&["setup-host", "--check"]).expect(1);
+    assert!(
+        out.stderr
+            .contains("missing: firewalld has no service registry-cache"),
+        "{}",
+        out.stderr
+    );
+    assert!(out
+        .stderr
+        .contains("missing: service registry-cache is not in zone libvirt"));
+    assert!(out
+        .stderr
+        .contains("error: the host is not set up for the caches: run `drcache setup-host`"));
+
+    host.set_up_as("5051-5053/tcp", true);
+    let out = host.run(&["setup-host", "--check"]).expect(1);
+    assert!(
+        out.stderr.contains(
+            "missing: service registry-cache opens 5051-5053/tcp, the configuration needs 5051-5055/tcp"
+        ),
+        "{}",
+        out.stderr
+    );
+    host.set_up_as("5051-5055/tcp", true);
+    host.run(&["setup-host", "--check"]).expect(0);
+    assert!(
+        host.calls().iter().all(|c| !c.starts_with("sudo")),
+        "{:?}",
+        host.calls()
+    );
+}
+
+#[test]
+fn undo_takes_the_service_out_of_every_zone_before_deleting_it() {
+    let host = Host::new();
+    host.set_up_as("5051-5055/tcp", true);
+    let out = host.run(&["setup-host", "--undo"]).expect(0);
+    let fw = host.fw();
+    assert_eq!(
+        host.calls(),
+        [
+            "firewall-cmd --state".to_string(),
+            "firewall-cmd --info-service=registry-cache".into(),
+            format!("sudo {fw} --permanent --list-all-zones"),
+            "firewall-cmd --permanent --list-all-zones".into(),
+            format!("sudo {fw} --permanent --zone=libvirt --remove-service=registry-cache"),
+            "firewall-cmd --permanent --zone=libvirt --remove-service=registry-cache".into(),
+            format!("sudo {fw} --permanent --delete-service=registry-cache"),
+            "firewall-cmd --permanent --delete-service=registry-cache".into(),
+            format!("sudo {fw} --reload"),
+            "firewall-cmd --reload".into(),
+            "firewall-cmd --info-service=registry-cache".into(),
+        ]
+    );
+    assert!(out
+        .stderr
+        .contains("undone: firewalld has no service registry-cache"));
+    host.fake.clear_calls();
+    let out = host.run(&["setup-host", "--undo"]).expect(0);
+    assert!(out.stderr.contains("nothing to undo"), "{}", out.stderr);
+    assert_eq!(host.calls().len(), 2);
+}
+
+#[test]
+fn sudo_refused_midway_says_what_was_changed() {
+    let host = Host::new();
+    // sudo lets the first command through, then refuses.
+    host.fake.script(
+        "sudo",
+        r#"n=$(cat "$(dirname "$0")/sudo-count" 2>/dev/null || echo 0); echo $((n + 1)) > "$(dirname "$0")/sudo-count"
+if [ "$n" -ge 1 ]; then echo "sudo: a password is required" >&2; exit 1; fi
+FAKE_ROOT=1 exec "$@""#,
+    );
+    let out = host.run(&["setup-host"]).expect(1);
+    assert!(
+        out.stderr.contains(
+            "error: could not add service registry-cache to zone libvirt, after these changes: \
+             created service registry-cache (5051-5055/tcp). Fix the cause and run `drcache \
+             setup-host` again, or `drcache setup-host --undo` to remove them"
+        ),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("sudo: a password is required"));
+    assert!(out
+        .stderr
+        .contains("hint: drcache needs root for this change"));
+    assert!(!host.calls().iter().any(|c| c.contains("--reload")));
+}
+
+#[test]
+fn missing_sudo_stops_before_any_change() {
+    let host = Host::new();
+    let out = run(host
+        .drcache(&["setup-host"])
+        .env("DRCACHE_SUDO", "/nonexistent/sudo"))
+    .expect(4);
+    assert!(
+        out.stderr
+            .contains("changing the firewall needs root, and sudo cannot be used"),
+        "{}",
+        out.stderr
+    );
+    assert!(out
+        .stderr
+        .contains("hint: run `drcache setup-host` as root"));
+    assert_eq!(host.calls().len(), 3, "queries only: {:?}", host.calls());
+}
+
+#[test]
+fn a_foreign_service_of_the_same_name_is_left_alone() {
+    let host = Host::new();
+    host.set_up_as("5051/udp", true);
+    for args in [&["setup-host"][..], &["setup-host", "--undo"]] {
+        let out = host.run(args).expect(1);
+        assert!(
+            out.stderr.contains(
+                "error: firewalld already has a service named registry-cache that drcache did not write (port 5051/udp)"
+            ),
+            "{}",
+            out.stderr
+        );
+        assert!(out
+            .stderr
+            .contains("hint: see it with `firewall-cmd --info-service=registry-cache`"));
+    }
+    assert!(
+        host.calls().iter().all(|c| !c.starts_with("sudo")),
+        "{:?}",
+        host.calls()
+    );
+}
+
+#[test]
+fn unknown_zone_lists_the_zones() {
+    let host = Host::new();
+    let out = host.run(&["setup-host", "--zone", "libvrt"]).expect(2);
+    assert!(
+        out.stderr
+            .contains("error: firewalld has no zone \"libvrt\"; its zones: block, libvirt, public"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("hint: name the zone"));
+}
+
+#[test]
+fn firewalld_not_running_or_not_installed_needs_no_rule() {
+    let host = Host::new();
+    for (status, message) in [
+        (
+            "252",
+            "firewalld is not running: no firewall rule is needed",
+        ),
+        ("36", "firewalld is not running (there is no system D-Bus)"),
+    ] {
+        let state = host.fake.script(
+            "firewall-cmd-stopped",
+            &format!("echo 'not running' >&2; exit {status}"),
+        );
+        for args in [
+            &["setup-host"][..],
+            &["setup-host", "--check"],
+            &["setup-host", "--undo"],
+        ] {
+            let out = run(host.drcache(args).env("DRCACHE_FIREWALL_CMD", &state)).expect(0);
+            assert!(out.stderr.contains(message), "{}", out.stderr);
+        }
+    }
+    assert!(host
+        .calls()
+        .iter()
+        .all(|c| c == "firewall-cmd-stopped --state"));
+
+    // Not installed: no override and nothing on PATH.
+    let out = run(host
+        .drcache(&["setup-host", "--check"])
+        .env_remove("DRCACHE_FIREWALL_CMD")
+        .env("PATH", host.fake.path().join("empty")))
+    .expect(0);
+    assert!(
+        out.stderr.contains(
+            "firewalld is not installed (no firewall-cmd on PATH): no firewall rule is needed"
+        ),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn firewall_cmd_override_that_points_nowhere_is_an_error() {
+    let host = Host::new();
+    let out = run(host
+        .drcache(&["setup-host"])
+        .env("DRCACHE_FIREWALL_CMD", "/nonexistent/firewall-cmd"))
+    .expect(4);
+    assert!(
+        out.stderr
+            .contains("DRCACHE_FIREWALL_CMD is set to /nonexistent/firewall-cmd"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn firewalld_that_failed_is_an_error_with_a_hint() {
+    let host = Host::new();
+    let state = host
+        .fake
+        .script("firewall-cmd-failed", "echo failed; exit 251");
+    let out = run(host
+        .drcache(&["setup-host"])
+        .env("DRCACHE_FIREWALL_CMD", &state))
+    .expect(1);
+    assert!(
+        out.stderr
+            .contains("firewalld is running but failed to load its configuration"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("hint: see firewalld's log"));
+}
