@@ -2,8 +2,7 @@
 //! it failed, what to do.
 //!
 //! Checks come in groups ([`GROUPS`]), each a function from the facts read
-//! once ([`Inputs`]) to its checks, in order. To add a group (next: minikube
-//! profiles and in-node reachability of each cache), write
+//! once ([`Inputs`]) to its checks, in order. To add a group, write
 //! `fn(&Inputs) -> Vec<Check>` and list it in [`GROUPS`]; nothing else
 //! changes: the printer, `--json` and the exit status take every group's
 //! checks alike.
@@ -13,9 +12,14 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use crate::cache::{CacheSpec, Mode, LABEL_HASH, LABEL_MODE};
+use crate::commands::configure::{NodeTarget, Reach, Selection};
+use crate::commands::{self, configure};
+use crate::config::Registry;
+use crate::containerd::{self, HostsFile};
 use crate::context::Context;
 use crate::host;
 use crate::hostinfo::{self, HostOs};
+use crate::minikube::{self, Minikube, Profile};
 use crate::podman::{Machine, Podman};
 use crate::reconcile::Facts;
 use crate::registry_http::{self, Probe};
@@ -111,16 +115,12 @@ pub type Group = fn(&Inputs) -> Vec<Check>;
 
 /// Every group `doctor` runs, in order.
 ///
-/// Extension point: `("minikube", minikube_checks)`, profiles configured and
-/// each running node reaching each cache. The pieces exist in
-/// `commands/configure.rs` (`select_profiles`, `nodes_of`,
-/// `minikube::check_script`, `parse_checks`, `classify`); the group needs them
-/// callable without `configure`'s printing.
 pub const GROUPS: &[(&str, Group)] = &[
     ("podman", podman_checks),
     ("caches", cache_checks),
     ("ports", port_checks),
     ("firewall", firewall_checks),
+    ("minikube", minikube_checks),
 ];
 
 /// Read what the checks need: podman's answers and one probe per running cache.
@@ -460,6 +460,170 @@ pub fn firewall_checks(inputs: &Inputs) -> Vec<Check> {
     vec![check]
 }
 
+/// minikube clusters: the file-sync directory holds the current hosts.toml
+/// of every cache (so nodes get them at every start), and each running node
+/// of each containerd profile reaches each cache. Without minikube there is
+/// nothing to check.
+pub fn minikube_checks(inputs: &Inputs) -> Vec<Check> {
+    let ctx = inputs.ctx;
+    let Ok(program) = tools::find(&tools::MINIKUBE) else {
+        return vec![Check::pass(
+            "minikube",
+            "not installed: no clusters to check",
+        )];
+    };
+    let registries: Vec<&Registry> = inputs.specs.iter().map(|s| &s.registry).collect();
+    let files = match containerd::hosts_files(&registries, &ctx.config.host) {
+        Ok(files) => files,
+        Err(m) => {
+            return vec![Check::fail(
+                "minikube files",
+                format!("host: {m}"),
+                "set `host` in the config to a name or address the nodes resolve",
+            )]
+        }
+    };
+    let mut checks = vec![file_sync_check(&files)];
+    let mk = Minikube::new(program, &ctx.runner);
+    let list = match mk.profiles() {
+        Ok(list) => list,
+        Err(e) => {
+            checks.push(Check::fail(
+                "minikube profiles",
+                format!("cannot list them: {e:#}").replace('\n', "; "),
+                "check `minikube profile list`",
+            ));
+            return checks;
+        }
+    };
+    let live: Vec<&Profile> = configure::select_profiles(&list, &[])
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|(_, selection)| *selection == Selection::Live)
+        .map(|(profile, _)| profile)
+        .collect();
+    let answers_here: Vec<(String, bool)> = inputs
+        .specs
+        .iter()
+        .map(|s| {
+            let ready = inputs
+                .probes
+                .iter()
+                .any(|(r, p)| r == &s.registry.name && p.is_ready());
+            (s.registry.name.clone(), ready)
+        })
+        .collect();
+    for profile_checks in commands::parallel(&live, |profile| {
+        node_checks(&mk, profile, &files, &ctx.config.host, &answers_here)
+    }) {
+        checks.extend(profile_checks);
+    }
+    checks
+}
+
+/// The file-sync directory has exactly the hosts.toml `configure` writes.
+fn file_sync_check(files: &[HostsFile]) -> Check {
+    let name = "minikube files";
+    let Some(home) = minikube::minikube_home_from_env() else {
+        return Check::fail(
+            name,
+            "neither MINIKUBE_HOME nor HOME is set",
+            "set MINIKUBE_HOME as you do for minikube",
+        );
+    };
+    let dir = minikube::file_sync_certs_d(&home);
+    let stale: Vec<&str> = files
+        .iter()
+        .filter(|f| {
+            std::fs::read_to_string(dir.join(f.relative_path()))
+                .ok()
+                .as_deref()
+                != Some(f.content.as_str())
+        })
+        .map(|f| f.registry.as_str())
+        .collect();
+    if stale.is_empty() {
+        Check::pass(
+            name,
+            format!("{} current hosts.toml in {}", files.len(), dir.display()),
+        )
+    } else {
+        Check::fail(
+            name,
+            format!(
+                "missing or out of date in {}: {}",
+                dir.display(),
+                stale.join(", ")
+            ),
+            "`drcache configure`",
+        )
+    }
+}
+
+/// One check per running node of `profile`: does it reach every cache?
+fn node_checks(
+    mk: &Minikube,
+    profile: &Profile,
+    files: &[HostsFile],
+    host: &str,
+    answers_here: &[(String, bool)],
+) -> Vec<Check> {
+    let statuses = match mk.status(&profile.name) {
+        Ok(s) => s,
+        Err(e) => {
+            return vec![Check::fail(
+                format!("minikube {}", profile.name),
+                format!("cannot read its status: {e:#}").replace('\n', "; "),
+                format!("check `minikube status -p {}`", profile.name),
+            )]
+        }
+    };
+    let targets: Vec<(String, String)> = files
+        .iter()
+        .map(|f| (f.registry.clone(), f.mirror.clone()))
+        .collect();
+    let script = minikube::check_script(&targets);
+    let running: Vec<NodeTarget> = configure::nodes_of(profile, &statuses)
+        .into_iter()
+        .filter(NodeTarget::running)
+        .collect();
+    commands::parallel(&running, |node| {
+        let name = format!("minikube {} {}", profile.name, node.machine);
+        let lines = match mk.ssh(&profile.name, &node.machine, &script, false) {
+            Ok(out) => minikube::parse_checks(&out.stdout),
+            Err(e) => {
+                return Check::fail(
+                    name,
+                    configure::ssh_failure(&e, &profile.name, &node.machine),
+                    format!(
+                        "check `minikube ssh -p {} -n {}`",
+                        profile.name, node.machine
+                    ),
+                )
+            }
+        };
+        let mut problems = Vec::new();
+        let mut fixes = Vec::new();
+        for f in files {
+            let line = lines.iter().find(|l| l.registry == f.registry);
+            let here = answers_here
+                .iter()
+                .any(|(r, ready)| r == &f.registry && *ready);
+            if let Reach::Unreachable { cause, fix } = configure::classify(line, host, here) {
+                problems.push(format!("{}: {cause}", f.registry));
+                if !fixes.contains(&fix) {
+                    fixes.push(fix);
+                }
+            }
+        }
+        if problems.is_empty() {
+            Check::pass(name, format!("reaches all {} caches", files.len()))
+        } else {
+            Check::fail(name, problems.join("; "), fixes.join("; "))
+        }
+    })
+}
+
 /// The zone `setup-host` uses unless told otherwise (kvm2's libvirt network).
 const DEFAULT_ZONE: &str = "libvirt";
 
@@ -473,12 +637,12 @@ mod tests {
     use crate::ui::Ui;
     use std::collections::HashMap;
 
-    /// Every group but the firewall's, which runs real tools (tested
-    /// through the CLI with fakes).
+    /// Every group but the firewall's and minikube's, which run real tools
+    /// (tested through the CLI with fakes).
     fn local_checks(inputs: &Inputs) -> Vec<Check> {
         GROUPS
             .iter()
-            .filter(|(name, _)| *name != "firewall")
+            .filter(|(name, _)| !["firewall", "minikube"].contains(name))
             .flat_map(|(_, group)| group(inputs))
             .collect()
     }

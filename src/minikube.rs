@@ -158,6 +158,14 @@ pub fn minikube_home(env: Option<OsString>, home: Option<PathBuf>) -> Option<Pat
 
 /// The `certs.d` directory inside minikube's file-sync tree: minikube copies
 /// `<home>/files/<path>` to `/<path>` on every node at every start.
+/// [`minikube_home`] from this process's environment.
+pub fn minikube_home_from_env() -> Option<PathBuf> {
+    minikube_home(
+        std::env::var_os("MINIKUBE_HOME"),
+        std::env::var_os("HOME").map(PathBuf::from),
+    )
+}
+
 pub fn file_sync_certs_d(minikube_home: &Path) -> PathBuf {
     minikube_home
         .join("files")

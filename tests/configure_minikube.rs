@@ -613,3 +613,70 @@ fn no_profiles_still_writes_the_file_sync_dir_and_missing_minikube_is_exit_4() {
         .contains("DRCACHE_MINIKUBE is set to /nonexistent/minikube"));
     assert!(!w.root().join("other").exists());
 }
+
+#[test]
+fn doctor_checks_the_file_sync_dir_and_every_running_node() {
+    let w = standard();
+    std::fs::write(
+        w.root().join("curl-dr2-m02"),
+        format!("{} 7 000\n", w.ports.0),
+    )
+    .unwrap();
+    let check = |w: &World| {
+        let out = w.drcache(&["doctor", "--json"]).expect(3);
+        let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+        let checks: BTreeMap<String, serde_json::Value> = report["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["name"].as_str().unwrap().starts_with("minikube"))
+            .map(|c| (c["name"].as_str().unwrap().to_string(), c.clone()))
+            .collect();
+        checks
+    };
+
+    // Before configure: the persistent files are missing.
+    let checks = check(&w);
+    let files = &checks["minikube files"];
+    assert_eq!(files["ok"], false, "{files}");
+    assert_eq!(files["fix"], "`drcache configure`");
+
+    let _ = w.drcache(&["configure"]);
+    w.take_calls();
+    let checks = check(&w);
+    assert_eq!(checks["minikube files"]["ok"], true, "{checks:?}");
+    // Every running node of each containerd profile, and nothing else: the
+    // stopped profile and the docker-runtime one have no node checks.
+    let names: Vec<&str> = checks.keys().map(String::as_str).collect();
+    assert_eq!(
+        names,
+        [
+            "minikube dr1 dr1",
+            "minikube dr2 dr2",
+            "minikube dr2 dr2-m02",
+            "minikube dr2 dr2-m03",
+            "minikube files"
+        ]
+    );
+    for ok in [
+        "minikube dr1 dr1",
+        "minikube dr2 dr2",
+        "minikube dr2 dr2-m03",
+    ] {
+        assert_eq!(checks[ok]["ok"], true, "{ok}: {}", checks[ok]);
+    }
+    let broken = &checks["minikube dr2 dr2-m02"];
+    assert_eq!(broken["ok"], false);
+    assert!(
+        broken["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("quay.io: the cache does not answer on this host either"),
+        "{broken}"
+    );
+    assert_eq!(broken["fix"], "run `drcache start`");
+    // doctor only looks: profile list, status and the check script.
+    let calls = w.take_calls();
+    assert!(calls.iter().all(|c| !c.ends_with("<sync>")), "{calls:?}");
+    assert!(calls.contains(&"minikube ssh -p dr2 -n dr2-m02 -- <check>".to_string()));
+}

@@ -6,7 +6,6 @@
 //! from inside each node that every cache answers.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
 
 use anyhow::{Context as _, Result};
 use serde_json::json;
@@ -224,11 +223,7 @@ fn wire(ctx: &Context, args: &ConfigureArgs, op: Op) -> Result<()> {
             .map_err(|m| UsageError(format!("host in {}: {m}", ctx.config.source)))?,
         Op::Unconfigure => Vec::new(),
     };
-    let home = minikube::minikube_home(
-        std::env::var_os("MINIKUBE_HOME"),
-        std::env::var_os("HOME").map(PathBuf::from),
-    )
-    .ok_or_else(|| Hinted {
+    let home = minikube::minikube_home_from_env().ok_or_else(|| Hinted {
         message: "cannot find minikube's home: neither MINIKUBE_HOME nor HOME is set".into(),
         hint: "set MINIKUBE_HOME as you do for minikube".into(),
         code: exit::USAGE,
@@ -369,7 +364,7 @@ fn live(mk: &Minikube, profile: &Profile, files: &[HostsFile], op: Op) -> Profil
 }
 
 /// A failed `minikube ssh` in one line, without the (long) script.
-fn ssh_failure(e: &CommandError, profile: &str, machine: &str) -> String {
+pub fn ssh_failure(e: &CommandError, profile: &str, machine: &str) -> String {
     let how = match (&e.spawn_error, e.code) {
         (Some(spawn), _) => spawn.clone(),
         (None, Some(code)) => format!("exit status {code}"),
