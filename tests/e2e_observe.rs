@@ -477,11 +477,9 @@ fn warm_fetches_exactly_the_requested_platform_and_serves_it_offline() {
             .arg(&certs))
         .expect(0);
         let containerd = Containerd::start(&dir.path().join("ctrd"));
-        let out = pull_isolated_platform(
-            &containerd,
-            dir.path(),
+        let out = containerd.pull_isolated_with(
             &certs,
-            "linux/arm64",
+            &["--platform", "linux/arm64"],
             "quay.io/test/multi:1",
         );
         assert!(
@@ -555,42 +553,6 @@ fn warm_fetches_exactly_the_requested_platform_and_serves_it_offline() {
     assert!(!out.status.success(), "amd64 must not be in the cache");
 }
 
-/// `ctr images pull --platform P` through `certs` in a private mount
-/// namespace whose /etc/hosts sends every upstream name where nothing
-/// listens, so the pull can only succeed through the cache (as
-/// `Containerd::pull_isolated`, which pulls the host's platform only).
-fn pull_isolated_platform(
-    containerd: &Containerd,
-    dir: &Path,
-    certs: &Path,
-    platform: &str,
-    image: &str,
-) -> std::process::Output {
-    let hosts = dir.join("hosts");
-    std::fs::write(
-        &hosts,
-        "127.0.0.1 localhost\n\
-         127.0.0.1 quay.io registry-1.docker.io registry.k8s.io ghcr.io gcr.io\n\
-         ::1 host.containers.internal\n",
-    )
-    .unwrap();
-    Command::new("unshare")
-        .args([
-            "-m",
-            "sh",
-            "-c",
-            "mount --bind \"$1\" /etc/hosts && exec ctr --address \"$2\" images pull --platform \"$3\" --hosts-dir \"$4\" \"$5\"",
-            "sh",
-        ])
-        .arg(&hosts)
-        .arg(&containerd.socket)
-        .arg(platform)
-        .arg(certs)
-        .arg(image)
-        .output()
-        .unwrap()
-}
-
 fn amd64_manifest(index: &serde_json::Value) -> Option<String> {
     index["manifests"]
         .as_array()?
@@ -645,7 +607,7 @@ fn doctor_passes_when_healthy_and_names_each_problem_when_broken() {
         .unwrap()
         .contains("firewalld is not running"));
     let out = run(&mut doctor()).expect(0);
-    assert!(out.stderr.contains("all 9 checks passed"), "{}", out.stderr);
+    assert!(out.stderr.contains("all 10 checks passed"), "{}", out.stderr);
 
     // Break it: a cache stopped behind drcache's back, another one stopped
     // with its port taken by someone else (this test process).
@@ -694,7 +656,7 @@ fn doctor_passes_when_healthy_and_names_each_problem_when_broken() {
         out.stderr
     );
     assert!(
-        out.stderr.contains("error: 3 of 9 checks failed"),
+        out.stderr.contains("error: 3 of 10 checks failed"),
         "{}",
         out.stderr
     );

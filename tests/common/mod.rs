@@ -9,11 +9,14 @@ use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_drcache");
 
-/// drcache with a clean environment: no user config, no color.
+/// drcache with a clean environment: no user config, no color, and no real
+/// minikube (a developer's clusters are never touched; tests that need
+/// minikube point DRCACHE_MINIKUBE at a fake).
 pub fn drcache(config: Option<&Path>) -> Command {
     let mut cmd = Command::new(BIN);
     cmd.env_remove("DRCACHE_CONFIG")
         .env("XDG_CONFIG_HOME", "/nonexistent-drcache-test")
+        .env("DRCACHE_MINIKUBE", "/nonexistent-drcache-test/minikube")
         .env("NO_COLOR", "1");
     if let Some(config) = config {
         cmd.arg("--config").arg(config);
@@ -399,6 +402,17 @@ impl Containerd {
     /// http://host.containers.internal:PORT, published on every IPv4 address,
     /// hence ::1 for that name.)
     pub fn pull_isolated(&self, certs: &Path, image: &str) -> std::process::Output {
+        self.pull_isolated_with(certs, &[], image)
+    }
+
+    /// [`Containerd::pull_isolated`] with more `ctr images pull` flags
+    /// (e.g. `--platform linux/arm64`).
+    pub fn pull_isolated_with(
+        &self,
+        certs: &Path,
+        flags: &[&str],
+        image: &str,
+    ) -> std::process::Output {
         let hosts = self.dir.join("hosts");
         std::fs::write(
             &hosts,
@@ -412,11 +426,15 @@ impl Containerd {
                 "-m",
                 "sh",
                 "-c",
-                "mount --bind \"$1\" /etc/hosts && exec ctr --address \"$2\" images pull --hosts-dir \"$3\" \"$4\"",
+                "mount --bind \"$1\" /etc/hosts && shift && exec ctr \"$@\"",
                 "sh",
             ])
             .arg(&hosts)
+            .arg("--address")
             .arg(&self.socket)
+            .args(["images", "pull"])
+            .args(flags)
+            .arg("--hosts-dir")
             .arg(certs)
             .arg(image)
             .output()
