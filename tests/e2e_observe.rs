@@ -607,7 +607,11 @@ fn doctor_passes_when_healthy_and_names_each_problem_when_broken() {
         .unwrap()
         .contains("firewalld is not running"));
     let out = run(&mut doctor()).expect(0);
-    assert!(out.stderr.contains("all 10 checks passed"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("all 10 checks passed"),
+        "{}",
+        out.stderr
+    );
 
     // Break it: a cache stopped behind drcache's back, another one stopped
     // with its port taken by someone else (this test process).
