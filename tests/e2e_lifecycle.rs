@@ -8,29 +8,6 @@ use std::path::PathBuf;
 
 use common::*;
 
-/// A config with `registries` (name, port) all proxying `upstream`.
-fn write_config(
-    dir: &tempfile::TempDir,
-    env: &RealEnv,
-    prefix: &str,
-    upstream: &str,
-    registries: &[(&str, u16)],
-    extra: &str,
-) -> PathBuf {
-    let mut text = format!(
-        "image = \"{}\"\nprefix = \"{prefix}\"\n{extra}\n",
-        env.image
-    );
-    for (name, port) in registries {
-        text.push_str(&format!(
-            "[[registry]]\nname = \"{name}\"\nupstream = \"{upstream}\"\nport = {port}\n"
-        ));
-    }
-    let path = dir.path().join("config.toml");
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
 fn container_id(name: &str) -> String {
     podman(&["inspect", "--format", "{{.Id}}", name])
         .trim()
@@ -53,11 +30,12 @@ fn lifecycle_idempotency_and_cache_hits() {
     let upstream = Upstream::start(&env, &format!("{prefix}-upstream"), 26100);
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(
-        &dir,
+        dir.path(),
         &env,
         prefix,
         &upstream.url(),
         &[("quay.io", 26101), ("docker.io", 26102)],
+        "",
         "",
     );
 
@@ -172,11 +150,12 @@ fn changed_config_recreates_and_keeps_the_volume() {
     let upstream = Upstream::start(&env, &format!("{prefix}-upstream"), 26200);
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(
-        &dir,
+        dir.path(),
         &env,
         prefix,
         &upstream.url(),
         &[("quay.io", 26201)],
+        "",
         "",
     );
     run(drcache(Some(&config)).arg("start")).expect(0);
@@ -187,12 +166,13 @@ fn changed_config_recreates_and_keeps_the_volume() {
 
     // A new port (and bind address) is a new container definition.
     let config = write_config(
-        &dir,
+        dir.path(),
         &env,
         prefix,
         &upstream.url(),
         &[("quay.io", 26202)],
         "bind = \"127.0.0.1\"",
+        "",
     );
     let out = run(drcache(Some(&config)).arg("start")).expect(0);
     assert!(out.stderr.contains("recreated"), "{}", out.stderr);
@@ -217,11 +197,12 @@ fn adopts_an_existing_unlabelled_volume() {
     let upstream = Upstream::start(&env, &format!("{prefix}-upstream"), 26300);
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(
-        &dir,
+        dir.path(),
         &env,
         prefix,
         &upstream.url(),
         &[("quay.io", 26301)],
+        "",
         "",
     );
     // The older helper's volume: same name, no drcache label, data inside.
@@ -260,11 +241,12 @@ fn port_conflict_fails_that_cache_only_and_leaves_nothing_behind() {
     let upstream = Upstream::start(&env, &format!("{prefix}-upstream"), 26400);
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(
-        &dir,
+        dir.path(),
         &env,
         prefix,
         &upstream.url(),
         &[("quay.io", 26401), ("ghcr.io", 26402)],
+        "",
         "",
     );
     let _taken = std::net::TcpListener::bind("0.0.0.0:26402").unwrap();

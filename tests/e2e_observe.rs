@@ -5,29 +5,10 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Once;
 
 use common::*;
-
-fn write_config(
-    dir: &Path,
-    env: &RealEnv,
-    prefix: &str,
-    upstream: &str,
-    registries: &[(&str, u16)],
-) -> PathBuf {
-    let mut text = format!("image = \"{}\"\nprefix = \"{prefix}\"\n", env.image);
-    for (name, port) in registries {
-        text.push_str(&format!(
-            "[[registry]]\nname = \"{name}\"\nupstream = \"{upstream}\"\nport = {port}\n"
-        ));
-    }
-    let path = dir.join("config.toml");
-    std::fs::write(&path, text).unwrap();
-    path
-}
 
 /// One line of a registry's access log.
 #[derive(Debug, Clone, PartialEq)]
@@ -99,6 +80,8 @@ fn stats_match_the_upstream_log_after_cold_and_warm_pulls() {
         prefix,
         &upstream.url(),
         &[("quay.io", 27101), ("docker.io", 27102)],
+        "",
+        "",
     );
     run(drcache(Some(&config)).arg("start")).expect(0);
     run(drcache(Some(&config)).args(["stop", "docker.io"])).expect(0);
@@ -221,6 +204,8 @@ fn status_json_reports_mode_image_repositories_disk_and_uptime() {
         prefix,
         &upstream.url(),
         &[("quay.io", 27201), ("ghcr.io", 27202)],
+        "",
+        "",
     );
     run(drcache(Some(&config)).arg("start")).expect(0);
     skopeo_pull("127.0.0.1:27201", "test/img:1").unwrap();
@@ -396,6 +381,8 @@ fn warm_fetches_exactly_the_requested_platform_and_serves_it_offline() {
         prefix,
         &upstream.url(),
         &[("quay.io", 27301)],
+        "",
+        "",
     );
     run(drcache(Some(&config)).arg("start")).expect(0);
     let before = access_log(&upstream.name);
@@ -578,6 +565,8 @@ fn doctor_passes_when_healthy_and_names_each_problem_when_broken() {
         prefix,
         &upstream.url(),
         &[("quay.io", 27401), ("docker.io", 27402), ("ghcr.io", 27403)],
+        "",
+        "",
     );
     run(drcache(Some(&config)).arg("start")).expect(0);
     // The host firewall check runs firewall-cmd: a fake one, so this host's
@@ -681,6 +670,8 @@ fn logs_shows_the_cache_log() {
         prefix,
         &upstream.url(),
         &[("quay.io", 27501)],
+        "",
+        "",
     );
     run(drcache(Some(&config)).arg("start")).expect(0);
     skopeo_pull("127.0.0.1:27501", "test/img:1").unwrap();

@@ -3,29 +3,11 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::*;
-
-fn config(
-    dir: &Path,
-    env: &RealEnv,
-    prefix: &str,
-    registries: &[(&str, &str, u16)],
-    extra: &str,
-) -> PathBuf {
-    let mut text = format!("image = \"{}\"\nprefix = \"{prefix}\"\n", env.image);
-    for (name, upstream, port) in registries {
-        text.push_str(&format!(
-            "[[registry]]\nname = \"{name}\"\nupstream = \"{upstream}\"\nport = {port}\n{extra}\n"
-        ));
-    }
-    let path = dir.join("config.toml");
-    std::fs::write(&path, text).unwrap();
-    path
-}
 
 fn start_json(config: &Path, args: &[&str]) -> serde_json::Value {
     let out = run(drcache(Some(config)).arg("start").arg("--json").args(args)).expect(0);
@@ -41,11 +23,13 @@ fn offline_fallback_serves_the_cache_and_returns_to_proxy_mode() {
     let _cleanup = Cleanup::new(prefix);
     let upstream = Upstream::start(&env, &format!("{prefix}-upstream"), 26500);
     let dir = tempfile::tempdir().unwrap();
-    let cfg = config(
+    let cfg = write_config(
         dir.path(),
         &env,
         prefix,
-        &[("quay.io", &upstream.url(), 26501)],
+        &upstream.url(),
+        &[("quay.io", 26501)],
+        "",
         "",
     );
     let cache = format!("{prefix}-quay-io");
@@ -168,11 +152,13 @@ fn a_killed_cache_comes_back_by_itself() {
     let _cleanup = Cleanup::new(prefix);
     let upstream = Upstream::start(&env, &format!("{prefix}-upstream"), 26600);
     let dir = tempfile::tempdir().unwrap();
-    let cfg = config(
+    let cfg = write_config(
         dir.path(),
         &env,
         prefix,
-        &[("quay.io", &upstream.url(), 26601)],
+        &upstream.url(),
+        &[("quay.io", 26601)],
+        "",
         "",
     );
     run(drcache(Some(&cfg)).arg("start")).expect(0);
@@ -210,15 +196,13 @@ fn concurrent_runs_end_with_one_container_per_cache() {
     let _cleanup = Cleanup::new(prefix);
     let upstream = Upstream::start(&env, &format!("{prefix}-upstream"), 26700);
     let dir = tempfile::tempdir().unwrap();
-    let cfg = config(
+    let cfg = write_config(
         dir.path(),
         &env,
         prefix,
-        &[
-            ("quay.io", &upstream.url(), 26701),
-            ("ghcr.io", &upstream.url(), 26702),
-            ("gcr.io", &upstream.url(), 26703),
-        ],
+        &upstream.url(),
+        &[("quay.io", 26701), ("ghcr.io", 26702), ("gcr.io", 26703)],
+        "",
         "",
     );
     let spawn = |args: &[&str]| {
@@ -278,11 +262,13 @@ fn upstream_credentials_never_leak() {
     // config file the cache's registry really loads.
     let upstream = Upstream::start(&env, &format!("{prefix}-upstream"), 26800);
     let dir = tempfile::tempdir().unwrap();
-    let cfg = config(
+    let cfg = write_config(
         dir.path(),
         &env,
         prefix,
-        &[("docker.io", &upstream.url(), 26801)],
+        &upstream.url(),
+        &[("docker.io", 26801)],
+        "",
         "username_env = \"DRT_USER\"\npassword_env = \"DRT_PASSWORD\"",
     );
     let cache = format!("{prefix}-docker-io");

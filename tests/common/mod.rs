@@ -165,6 +165,29 @@ pub struct RealEnv {
     pub image: String,
 }
 
+/// Write `dir/config.toml` for a test: the test registry image, `prefix`,
+/// `top` (more top-level lines), and one `[[registry]]` per (name, port)
+/// proxying `upstream`, each with `per_registry` lines added.
+pub fn write_config(
+    dir: &Path,
+    env: &RealEnv,
+    prefix: &str,
+    upstream: &str,
+    registries: &[(&str, u16)],
+    top: &str,
+    per_registry: &str,
+) -> PathBuf {
+    let mut text = format!("image = \"{}\"\nprefix = \"{prefix}\"\n{top}\n", env.image);
+    for (name, port) in registries {
+        text.push_str(&format!(
+            "[[registry]]\nname = \"{name}\"\nupstream = \"{upstream}\"\nport = {port}\n{per_registry}\n"
+        ));
+    }
+    let path = dir.join("config.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
 /// Run podman and return its stdout; panics with its stderr on failure.
 pub fn podman(args: &[&str]) -> String {
     let out = Command::new("podman").args(args).output().unwrap();
