@@ -73,7 +73,6 @@ impl Cmd {
         self
     }
 
-    #[allow(dead_code)] // for `logs --follow`; not used yet
     pub fn interactive(mut self) -> Self {
         self.interactive = true;
         self
@@ -85,19 +84,9 @@ impl Cmd {
         self
     }
 
-    #[allow(dead_code)]
+    #[cfg(test)]
     pub fn is_mutating(&self) -> bool {
         self.mutating
-    }
-
-    #[allow(dead_code)]
-    pub fn program(&self) -> &PathBuf {
-        &self.program
-    }
-
-    #[allow(dead_code)]
-    pub fn argv(&self) -> &[String] {
-        &self.args
     }
 
     /// Run the same call through `sudo`, with the tool's absolute path because

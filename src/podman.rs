@@ -50,7 +50,6 @@ impl Container {
     }
 
     /// The host port published for `container_port`, if any.
-    #[allow(dead_code)] // used by tests only so far
     pub fn host_port(&self, container_port: u16) -> Option<u16> {
         self.ports
             .iter()
