@@ -79,15 +79,6 @@ fn describe(ctx: &Context, o: &Outcome) -> String {
     } else {
         o.action.past_tense().to_string()
     };
-    let volume = if o.volume_created { ", new volume" } else { "" };
-    let mode = match (&o.offline_reason, o.mode) {
-        (Some(reason), _) => format!(
-            "\n  {} upstream unreachable, serving cached images read-only: {reason}",
-            ui.paint(Tone::Warn, "offline:")
-        ),
-        (None, Mode::Offline) => ", offline (read-only)".to_string(),
-        (None, Mode::Proxy) => String::new(),
-    };
     let state = match &o.probe {
         None => String::new(),
         Some(Probe::Ready) => ui.paint(
@@ -99,7 +90,26 @@ fn describe(ctx: &Context, o: &Outcome) -> String {
         }
         Some(Probe::Unreachable(why)) => ui.paint(Tone::Bad, &format!("not ready: {why}")),
     };
-    format!("{name} {:<12} {state}{volume}{mode}", action)
+    let mut details: Vec<String> = Vec::new();
+    if !state.is_empty() {
+        details.push(state);
+    }
+    if o.volume_created {
+        details.push("new volume".into());
+    }
+    if o.offline_reason.is_none() && o.mode == Mode::Offline {
+        details.push("offline (read-only)".into());
+    }
+    let reason = match &o.offline_reason {
+        Some(reason) => format!(
+            "\n  {} upstream unreachable, serving cached images read-only: {reason}",
+            ui.paint(Tone::Warn, "offline:")
+        ),
+        None => String::new(),
+    };
+    format!("{name} {action:<17}  {}{reason}", details.join(", "))
+        .trim_end()
+        .to_string()
 }
 
 fn summarize(outcomes: &[Outcome], dry_run: bool) -> Result<()> {
