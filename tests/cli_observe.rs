@@ -7,14 +7,6 @@ use std::path::{Path, PathBuf};
 
 use common::*;
 
-fn with_fake(fake: &FakeBin, podman: &Path) -> std::process::Command {
-    let mut cmd = drcache(None);
-    cmd.env("DRCACHE_PODMAN", podman)
-        .env("XDG_RUNTIME_DIR", fake.path())
-        .env_remove("DRCACHE_HOST_OS");
-    cmd
-}
-
 /// A config whose caches listen on ports where nothing answers.
 fn config(dir: &Path, registries: &[(&str, u16)]) -> PathBuf {
     let mut text = String::from("prefix = \"drt-obsfake\"\n");

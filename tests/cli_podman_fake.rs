@@ -11,14 +11,6 @@ case "$1 $2" in
   *) echo "unexpected call: $*" >&2; exit 99 ;;
 esac"#;
 
-fn with_fake(fake: &FakeBin, podman: &std::path::Path) -> std::process::Command {
-    let mut cmd = drcache(None);
-    cmd.env("DRCACHE_PODMAN", podman)
-        // Locks go to a private dir, like a user's runtime dir.
-        .env("XDG_RUNTIME_DIR", fake.path());
-    cmd
-}
-
 #[test]
 fn podman_not_installed_names_the_override() {
     let fake = FakeBin::new();

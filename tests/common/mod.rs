@@ -24,6 +24,16 @@ pub fn drcache(config: Option<&Path>) -> Command {
     cmd
 }
 
+/// drcache driving the fake `podman`; locks and markers go to the fake's
+/// private dir, like a user's runtime dir; the host OS is this machine's.
+pub fn with_fake(fake: &FakeBin, podman: &Path) -> Command {
+    let mut cmd = drcache(None);
+    cmd.env("DRCACHE_PODMAN", podman)
+        .env("XDG_RUNTIME_DIR", fake.path())
+        .env_remove("DRCACHE_HOST_OS");
+    cmd
+}
+
 pub struct Run {
     pub code: i32,
     pub stdout: String,
