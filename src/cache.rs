@@ -68,6 +68,12 @@ impl Mode {
     }
 }
 
+/// The first 16 hex digits of the SHA-256 of `data`: short enough for a
+/// label, long enough that a changed definition never keeps its value.
+pub fn short_sha256(data: &[u8]) -> String {
+    format!("{:x}", Sha256::digest(data))[..16].to_string()
+}
+
 /// `<prefix>-<registry with '.' and ':' as '-'>`, the container and volume name.
 pub fn resource_name(prefix: &str, registry: &str) -> String {
     format!("{prefix}-{}", registry.replace(['.', ':'], "-"))
@@ -180,15 +186,7 @@ impl CacheSpec {
     /// A short digest of the container definition, stored as a label so that
     /// a changed configuration (image included) is seen without inspecting.
     pub fn config_hash(&self) -> String {
-        let spec = self.run_spec_without_hash();
-        let mut hasher = Sha256::new();
-        hasher.update(format!("{spec:?}").as_bytes());
-        hasher
-            .finalize()
-            .iter()
-            .take(8)
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        short_sha256(format!("{:?}", self.run_spec_without_hash()).as_bytes())
     }
 
     pub fn run_spec(&self) -> RunSpec {

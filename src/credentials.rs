@@ -5,7 +5,6 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
 
 use crate::config::CredentialSource;
 use crate::errors::{exit, Hinted};
@@ -31,21 +30,13 @@ impl Credentials {
     /// container is recreated with new secrets. Salted with the registry so
     /// the same password gives different values on different caches.
     pub fn fingerprint(&self, registry: &str) -> String {
-        let mut h = Sha256::new();
-        for part in [
+        let parts = [
             "drcache-credentials",
             registry,
             &self.username,
             &self.password,
-        ] {
-            h.update(part.as_bytes());
-            h.update([0]);
-        }
-        h.finalize()
-            .iter()
-            .take(8)
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        ];
+        crate::cache::short_sha256(parts.join("\0").as_bytes())
     }
 }
 

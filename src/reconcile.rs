@@ -1,10 +1,10 @@
 //! Desired caches vs what podman has -> a plan per cache -> applied in parallel.
 
 use std::cell::{Cell, RefCell};
-use std::net::TcpListener;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::cache::{CacheSpec, Mode, LABEL_HASH};
+use crate::hostinfo;
 use crate::podman::{Container, Podman, Volume};
 use crate::registry_http::{self, Probe};
 
@@ -107,16 +107,6 @@ impl Outcome {
     pub fn ready(&self) -> bool {
         self.probe.as_ref().is_some_and(Probe::is_ready)
     }
-}
-
-/// Whether something on this host already listens on the cache's port.
-fn port_taken(spec: &CacheSpec) -> bool {
-    let bind = match spec.bind.as_str() {
-        "" => "0.0.0.0".to_string(),
-        ip if ip.contains(':') => format!("[{ip}]"),
-        ip => ip.to_string(),
-    };
-    TcpListener::bind(format!("{bind}:{}", spec.registry.port)).is_err()
 }
 
 /// How often the logs of a starting proxy cache are read for an upstream failure.
@@ -263,7 +253,7 @@ fn converge(
                     .remove(std::slice::from_ref(&spec.container))
                     .map_err(|e| e.to_string())?;
             }
-            if port_taken(spec) {
+            if !hostinfo::port_free(&spec.bind, spec.registry.port) {
                 return Err(describe_failure(spec, facts, "address already in use"));
             }
             for (name, value) in spec.secret_values() {

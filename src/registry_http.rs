@@ -94,20 +94,32 @@ fn poll_interval(waited: Duration) -> Duration {
 
 /// The body of `GET http://{addr}{path}` when it answers 200.
 pub fn get_text(addr: &str, path: &str) -> Result<String, String> {
-    let url = format!("http://{addr}{path}");
-    let mut resp = agent(REQUEST_TIMEOUT)
-        .get(&url)
+    get_200(&agent(REQUEST_TIMEOUT), &format!("http://{addr}{path}")).map(|(body, _)| body)
+}
+
+/// `GET url` that must answer 200: its body (up to [`METRICS_LIMIT`]) and
+/// its `Link` header. Errors name the URL.
+fn get_200(agent: &ureq::Agent, url: &str) -> Result<(String, Option<String>), String> {
+    let mut resp = agent
+        .get(url)
         .call()
         .map_err(|e| format!("GET {url}: {e}"))?;
     let status = resp.status().as_u16();
     if status != 200 {
         return Err(format!("GET {url}: HTTP {status}"));
     }
-    resp.body_mut()
+    let link = resp
+        .headers()
+        .get("link")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let body = resp
+        .body_mut()
         .with_config()
         .limit(METRICS_LIMIT)
         .read_to_string()
-        .map_err(|e| format!("GET {url}: {e}"))
+        .map_err(|e| format!("GET {url}: {e}"))?;
+    Ok((body, link))
 }
 
 /// Enough for any `/metrics` or `/debug/vars` page (they are tens of KB).
@@ -145,28 +157,10 @@ pub fn catalog(addr: &str) -> Result<Vec<String>, String> {
         } else {
             format!("http://{addr}{path}")
         };
-        let mut resp = agent
-            .get(&url)
-            .call()
-            .map_err(|e| format!("GET {url}: {e}"))?;
-        let status = resp.status().as_u16();
-        if status != 200 {
-            return Err(format!("GET {url}: HTTP {status}"));
-        }
-        let next = resp
-            .headers()
-            .get("link")
-            .and_then(|v| v.to_str().ok())
-            .and_then(next_link);
-        let page: Page = serde_json::from_str(
-            &resp
-                .body_mut()
-                .with_config()
-                .limit(METRICS_LIMIT)
-                .read_to_string()
-                .map_err(|e| format!("GET {url}: {e}"))?,
-        )
-        .map_err(|e| format!("GET {url}: not a catalog: {e}"))?;
+        let (body, link) = get_200(&agent, &url)?;
+        let next = link.as_deref().and_then(next_link);
+        let page: Page =
+            serde_json::from_str(&body).map_err(|e| format!("GET {url}: not a catalog: {e}"))?;
         let names = page.repositories.unwrap_or_default();
         let empty = names.is_empty();
         repositories.extend(names);

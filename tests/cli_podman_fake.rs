@@ -267,7 +267,7 @@ esac"#,
 }
 
 #[test]
-fn global_options_work_after_the_subcommand_and_help_lists_commands() {
+fn help_lists_commands_and_an_unknown_flag_is_a_usage_error() {
     let out = run(drcache(None).arg("--help")).expect(0);
     for word in [
         "start",
