@@ -46,6 +46,18 @@ pub struct GlobalArgs {
     #[arg(long, global = true)]
     pub json: bool,
 
+    /// Kill any podman, minikube or firewall command still running after this
+    /// long (image pulls get at least 30 minutes)
+    #[arg(
+        long,
+        global = true,
+        env = "DRCACHE_COMMAND_TIMEOUT",
+        default_value_t = 120,
+        value_name = "SECONDS",
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub command_timeout: u64,
+
     /// Color human output (also off when NO_COLOR is set)
     #[arg(
         long,

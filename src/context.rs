@@ -1,6 +1,7 @@
 //! What every command needs: output, the runner, the configuration, tools.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::Result;
 
@@ -34,7 +35,8 @@ impl Context {
         );
         let config = config::load(path.as_deref())?;
         Ok(Context {
-            runner: Runner::new(ui.clone(), global.dry_run),
+            runner: Runner::new(ui.clone(), global.dry_run)
+                .with_timeout(Duration::from_secs(global.command_timeout)),
             ui,
             config,
             json: global.json,

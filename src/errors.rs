@@ -59,9 +59,23 @@ impl fmt::Display for Unsatisfied {
 }
 impl std::error::Error for Unsatisfied {}
 
+/// Ctrl-C ended the run after the step in progress finished.
+#[derive(Debug)]
+pub struct Interrupted;
+
+impl fmt::Display for Interrupted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("interrupted: the step in progress was finished, nothing new was started")
+    }
+}
+impl std::error::Error for Interrupted {}
+
 /// The exit status for an error: the first cause that decides one wins.
 pub fn exit_code(err: &anyhow::Error) -> i32 {
     for cause in err.chain() {
+        if cause.is::<Interrupted>() {
+            return crate::interrupt::EXIT_INTERRUPTED;
+        }
         if cause.is::<UsageError>() || cause.is::<ConfigError>() {
             return exit::USAGE;
         }

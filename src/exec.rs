@@ -1,13 +1,23 @@
 //! The one place that spawns processes. Every external tool call goes through
 //! [`Runner::run`], which logs it at `-v`, skips mutations under `--dry-run`,
 //! and turns a failure into a [`CommandError`] carrying the command line, the
-//! exit status and the tail of stderr.
+//! exit status and the tail of stderr. Every command has a deadline: a hung
+//! tool (a stuck podman machine, an unreachable node behind `minikube ssh`)
+//! is killed with its whole process group, and the error says so.
 
 use std::ffi::OsString;
 use std::fmt;
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
+use crate::interrupt;
 use crate::ui::Ui;
+
+/// The deadline of every command unless `--command-timeout` or
+/// `DRCACHE_COMMAND_TIMEOUT` says otherwise: generous, since a first
+/// `podman` call on macOS may boot the machine's services.
+pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// How many lines of a failed command's stderr are kept in its error.
 const STDERR_TAIL_LINES: usize = 12;
@@ -24,11 +34,27 @@ pub struct Cmd {
     stdin: Option<Vec<u8>>,
     /// The child talks to the terminal directly (`logs --follow`).
     interactive: bool,
+    /// stderr goes to ours (podman's pull progress) while stdout is captured.
+    stderr_to_terminal: bool,
     /// The child reads the terminal (sudo's password prompt) while its output
     /// is still captured, so that errors keep stderr and `--json` stays clean.
     terminal_stdin: bool,
     /// Exit codes that are answers rather than failures (e.g. `exists` -> 1).
     accepted: Vec<i32>,
+    /// Extra environment for the child.
+    env: Vec<(String, String)>,
+    /// Deadline of this command, when it differs from the runner's.
+    deadline: Deadline,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Deadline {
+    /// The runner's `--command-timeout`.
+    Default,
+    /// At least this long (image pulls), or the runner's timeout if longer.
+    AtLeast(Duration),
+    /// None: the user ends it (`logs --follow`).
+    Never,
 }
 
 impl Cmd {
@@ -42,7 +68,10 @@ impl Cmd {
             stdin: None,
             interactive: false,
             terminal_stdin: false,
+            stderr_to_terminal: false,
             accepted: vec![0],
+            env: Vec::new(),
+            deadline: Deadline::Default,
         }
     }
 
@@ -75,6 +104,30 @@ impl Cmd {
 
     pub fn interactive(mut self) -> Self {
         self.interactive = true;
+        self
+    }
+
+    /// Let the child write progress to our stderr; stdout stays captured.
+    pub fn stderr_to_terminal(mut self) -> Self {
+        self.stderr_to_terminal = true;
+        self
+    }
+
+    pub fn env(mut self, name: &str, value: &str) -> Self {
+        self.env.push((name.to_string(), value.to_string()));
+        self
+    }
+
+    /// Give this command at least `limit` (an image pull), however short
+    /// `--command-timeout` is.
+    pub fn deadline_at_least(mut self, limit: Duration) -> Self {
+        self.deadline = Deadline::AtLeast(limit);
+        self
+    }
+
+    /// No deadline: the user ends this command (`logs --follow`).
+    pub fn no_deadline(mut self) -> Self {
+        self.deadline = Deadline::Never;
         self
     }
 
@@ -145,6 +198,8 @@ pub struct CommandError {
     pub code: Option<i32>,
     pub stderr_tail: String,
     pub spawn_error: Option<String>,
+    /// Set when the command was killed at its deadline.
+    pub timed_out: Option<Duration>,
     /// The likely fix, when the tool wrapper recognizes the failure.
     pub hint: Option<String>,
 }
@@ -152,6 +207,12 @@ pub struct CommandError {
 impl fmt::Display for CommandError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match (&self.spawn_error, self.code) {
+            _ if self.timed_out.is_some() => write!(
+                f,
+                "`{}` timed out after {} s and was killed",
+                self.command,
+                self.timed_out.unwrap_or_default().as_secs_f64()
+            )?,
             (Some(e), _) => write!(f, "could not run `{}`: {e}", self.command)?,
             (None, Some(code)) => write!(f, "`{}` failed (exit status {code})", self.command)?,
             (None, None) => write!(f, "`{}` was killed by a signal", self.command)?,
@@ -175,11 +236,29 @@ fn tail(text: &str, lines: usize) -> String {
 pub struct Runner {
     pub dry_run: bool,
     ui: Ui,
+    timeout: Duration,
 }
 
 impl Runner {
     pub fn new(ui: Ui, dry_run: bool) -> Self {
-        Runner { dry_run, ui }
+        Runner {
+            dry_run,
+            ui,
+            timeout: DEFAULT_COMMAND_TIMEOUT,
+        }
+    }
+
+    /// The deadline of every command (`--command-timeout`).
+    pub fn with_timeout(self, timeout: Duration) -> Self {
+        Runner { timeout, ..self }
+    }
+
+    fn deadline_of(&self, cmd: &Cmd) -> Option<Duration> {
+        match cmd.deadline {
+            Deadline::Default => Some(self.timeout),
+            Deadline::AtLeast(limit) => Some(limit.max(self.timeout)),
+            Deadline::Never => None,
+        }
     }
 
     /// Run `cmd`; an exit code not accepted by `cmd` is an error.
@@ -195,21 +274,70 @@ impl Runner {
 
         let args: Vec<OsString> = cmd.args.iter().map(OsString::from).collect();
         let mut expr = duct::cmd(&cmd.program, args).unchecked();
+        for (name, value) in &cmd.env {
+            expr = expr.env(name, value);
+        }
         expr = match &cmd.stdin {
             Some(bytes) => expr.stdin_bytes(bytes.clone()),
             None if cmd.interactive || cmd.terminal_stdin => expr,
             None => expr.stdin_null(),
         };
         if !cmd.interactive {
-            expr = expr.stdout_capture().stderr_capture();
+            expr = expr.stdout_capture();
+            if !cmd.stderr_to_terminal {
+                expr = expr.stderr_capture();
+            }
         }
-        let out = expr.run().map_err(|e| CommandError {
+        // A child that needs the terminal (sudo's prompt, `logs`) stays in
+        // drcache's process group; every other one gets its own, so that a
+        // deadline kills all it started and Ctrl-C reaches drcache first.
+        let own_group = !cmd.interactive && !cmd.terminal_stdin;
+        if own_group {
+            expr = expr.before_spawn(|command| {
+                command.process_group(0);
+                Ok(())
+            });
+        }
+        let spawn_failed = |e: std::io::Error| CommandError {
             command: cmd.display(),
             code: None,
             stderr_tail: String::new(),
             spawn_error: Some(e.to_string()),
+            timed_out: None,
             hint: None,
-        })?;
+        };
+        let handle = expr.start().map_err(spawn_failed)?;
+        let _tracked: Vec<interrupt::ChildGroup> = if own_group {
+            handle.pids().into_iter().map(interrupt::track).collect()
+        } else {
+            Vec::new()
+        };
+        let finished = match self.deadline_of(cmd) {
+            Some(limit) => handle
+                .wait_deadline(Instant::now() + limit)
+                .map_err(spawn_failed)?
+                .is_some(),
+            None => true,
+        };
+        if !finished {
+            let limit = self.deadline_of(cmd).unwrap_or_default();
+            for pid in handle.pids() {
+                kill_tree(pid, own_group);
+            }
+            // A grandchild that left the group may still hold the pipes:
+            // wait briefly for what stderr said, never for ever.
+            let out = handle.wait_timeout(Duration::from_secs(2)).ok().flatten();
+            let stderr = out.map(|o| String::from_utf8_lossy(&o.stderr).into_owned());
+            return Err(CommandError {
+                command: cmd.display(),
+                code: None,
+                stderr_tail: tail(&stderr.unwrap_or_default(), STDERR_TAIL_LINES),
+                spawn_error: None,
+                timed_out: Some(limit),
+                hint: None,
+            });
+        }
+        let out = handle.into_output().map_err(spawn_failed)?;
         let output = Output {
             code: out.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -224,9 +352,20 @@ impl Runner {
                 code: out.status.code(),
                 stderr_tail: tail(&output.stderr, STDERR_TAIL_LINES),
                 spawn_error: None,
+                timed_out: None,
                 hint: None,
             })
         }
+    }
+}
+
+/// SIGKILL a timed-out child: its whole process group when it has one.
+fn kill_tree(pid: u32, own_group: bool) {
+    let Ok(pid) = i32::try_from(pid) else { return };
+    let target = if own_group { -pid } else { pid };
+    // SAFETY: kill(2) with a pid we started; the worst case is ESRCH.
+    unsafe {
+        libc::kill(target, libc::SIGKILL);
     }
 }
 
@@ -299,6 +438,61 @@ mod tests {
             .unwrap_err();
         assert!(err.spawn_error.is_some());
         assert!(err.to_string().starts_with("could not run `podman`"));
+    }
+
+    #[test]
+    fn a_hung_command_is_killed_with_its_children_at_the_deadline() {
+        let dir = tempfile::tempdir().unwrap();
+        let pids = dir.path().join("pids");
+        let runner =
+            Runner::new(Ui::plain_for_tests(), false).with_timeout(Duration::from_millis(300));
+        let script = format!(
+            "sleep 60 & echo $! > {0}; echo started >&2; sleep 60 & echo $! >> {0}; wait",
+            pids.display()
+        );
+        let started = Instant::now();
+        let err = runner
+            .run(&Cmd::query("/bin/sh", "sh").args(["-c", &script]))
+            .unwrap_err();
+        assert!(started.elapsed() < Duration::from_secs(5));
+        assert_eq!(err.timed_out, Some(Duration::from_millis(300)));
+        let text = err.to_string();
+        assert!(
+            text.starts_with("`sh -c '")
+                && text.contains("wait'` timed out after 0.3 s and was killed"),
+            "{text}"
+        );
+        assert!(text.ends_with("--- stderr\nstarted"), "{text}");
+        // Both background sleeps died with the group.
+        std::thread::sleep(Duration::from_millis(100));
+        for pid in std::fs::read_to_string(&pids).unwrap().split_whitespace() {
+            let alive = std::path::Path::new(&format!("/proc/{pid}")).exists()
+                && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                    .unwrap_or_default()
+                    .contains(") Z ");
+            assert!(!alive, "child {pid} survived the deadline");
+        }
+    }
+
+    #[test]
+    fn longer_deadlines_and_none_override_the_runner() {
+        let runner =
+            Runner::new(Ui::plain_for_tests(), false).with_timeout(Duration::from_millis(100));
+        let slow = Cmd::query("/bin/sh", "sh").args(["-c", "sleep 0.4"]);
+        assert!(runner.run(&slow).unwrap_err().timed_out.is_some());
+        runner
+            .run(&slow.clone().deadline_at_least(Duration::from_secs(5)))
+            .unwrap();
+        runner.run(&slow.no_deadline()).unwrap();
+    }
+
+    #[test]
+    fn env_reaches_the_child() {
+        let runner = Runner::new(Ui::plain_for_tests(), false);
+        let cmd = Cmd::query("/bin/sh", "sh")
+            .args(["-c", "echo $DRCACHE_T"])
+            .env("DRCACHE_T", "x y");
+        assert_eq!(runner.run(&cmd).unwrap().stdout, "x y\n");
     }
 
     #[test]

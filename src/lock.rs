@@ -1,35 +1,87 @@
 //! One drcache run at a time changes a given set of caches: parallel cluster
 //! set-ups would otherwise race on `podman run` ("name already in use").
+//!
+//! The lock must protect what podman shares, and podman's store belongs to
+//! the user, whatever the environment says: a `start` from a desktop
+//! terminal (with `XDG_RUNTIME_DIR`) and one from `su`, cron or CI (without
+//! it, or with another `HOME`) use the same containers. So the lock lives in
+//! a directory derived from the user id alone: the home directory of the
+//! password database, `~/.local/state/drcache`.
 
 use std::fs::{File, OpenOptions};
 use std::path::PathBuf;
 
-use anyhow::{Context as _, Result};
+use anyhow::{bail, Context as _, Result};
+
+/// Overrides the state directory (tests, or a home on a read-only disk).
+pub const STATE_DIR_ENV: &str = "DRCACHE_STATE_DIR";
 
 /// Held until dropped; the OS releases it when the process dies.
 pub struct RunLock {
     _file: File,
 }
 
+/// The home directory of the user running drcache, from the password
+/// database (not `$HOME`, which `su` and sudo may keep from another user).
+fn passwd_home() -> Option<PathBuf> {
+    // SAFETY: getpwuid_r with buffers we own; the result points into `buf`.
+    unsafe {
+        let mut pwd: libc::passwd = std::mem::zeroed();
+        let mut buf = vec![0 as libc::c_char; 4096];
+        let mut result: *mut libc::passwd = std::ptr::null_mut();
+        let rc = libc::getpwuid_r(
+            libc::geteuid(),
+            &mut pwd,
+            buf.as_mut_ptr(),
+            buf.len(),
+            &mut result,
+        );
+        if rc != 0 || result.is_null() || pwd.pw_dir.is_null() {
+            return None;
+        }
+        let dir = std::ffi::CStr::from_ptr(pwd.pw_dir).to_string_lossy();
+        Some(PathBuf::from(dir.into_owned())).filter(|p| p.is_absolute())
+    }
+}
+
 /// drcache's per-user directory for locks and small markers.
-pub fn state_dir() -> PathBuf {
-    let from_env = |name: &str| {
-        std::env::var_os(name)
-            .map(PathBuf::from)
-            .filter(|p| p.is_absolute())
-    };
-    from_env("XDG_RUNTIME_DIR")
-        .or_else(|| from_env("XDG_STATE_HOME"))
-        .or_else(|| from_env("HOME").map(|h| h.join(".local/state")))
-        .unwrap_or_else(std::env::temp_dir)
-        .join("drcache")
+pub fn state_dir() -> Result<PathBuf> {
+    if let Some(dir) = std::env::var_os(STATE_DIR_ENV).map(PathBuf::from) {
+        if dir.is_absolute() {
+            return Ok(dir);
+        }
+        bail!(
+            "{STATE_DIR_ENV} must be an absolute path, not {}",
+            dir.display()
+        );
+    }
+    let home = passwd_home()
+        .or_else(|| std::env::var_os("HOME").map(PathBuf::from))
+        .filter(|p| p.is_absolute());
+    match home {
+        Some(home) => Ok(home.join(".local/state/drcache")),
+        None => bail!(
+            "cannot find the home directory of this user for drcache's lock; \
+             set {STATE_DIR_ENV} to a directory of your own"
+        ),
+    }
+}
+
+/// Create the state directory, private to the user.
+pub fn ensure_state_dir() -> Result<PathBuf> {
+    use std::os::unix::fs::DirBuilderExt;
+    let dir = state_dir()?;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir)
+        .with_context(|| format!("cannot create drcache's state directory {}", dir.display()))?;
+    Ok(dir)
 }
 
 /// Take the lock for caches named with `prefix`, waiting for another run.
 pub fn acquire(prefix: &str, on_wait: impl FnOnce()) -> Result<RunLock> {
-    let dir = state_dir();
-    std::fs::create_dir_all(&dir)
-        .with_context(|| format!("cannot create the lock directory {}", dir.display()))?;
+    let dir = ensure_state_dir()?;
     let path = dir.join(format!("{prefix}.lock"));
     let file = OpenOptions::new()
         .create(true)
@@ -43,4 +95,17 @@ pub fn acquire(prefix: &str, on_wait: impl FnOnce()) -> Result<RunLock> {
             .with_context(|| format!("cannot lock {}", path.display()))?;
     }
     Ok(RunLock { _file: file })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_state_dir_ignores_the_session_environment() {
+        // Whatever XDG_RUNTIME_DIR or XDG_STATE_HOME say, the same user gets
+        // the same directory (the password database's home).
+        let home = passwd_home().expect("this user has a passwd entry");
+        assert_eq!(state_dir().unwrap(), home.join(".local/state/drcache"));
+    }
 }

@@ -13,6 +13,7 @@ mod fuzz_tests;
 mod host;
 mod hostinfo;
 mod imageref;
+mod interrupt;
 mod lock;
 mod metrics;
 mod minikube;
@@ -22,6 +23,7 @@ mod reconcile;
 mod registry_http;
 mod tools;
 mod ui;
+mod upstream;
 mod warm;
 
 use clap::Parser;
@@ -57,6 +59,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
 
 fn main() {
     let cli = Cli::parse();
+    interrupt::install();
     let Err(err) = run(&cli) else {
         std::process::exit(errors::exit::OK);
     };

@@ -181,6 +181,23 @@ pub fn hint_for(stderr: &str) -> Option<String> {
     }
 }
 
+/// Why `podman run` did not give a running cache.
+#[derive(Debug)]
+pub enum RunError {
+    /// A container of that name exists already: another run created it.
+    /// Nothing was created by this call.
+    NameInUse(CommandError),
+    /// Any other failure; `created` is the id of the container this call
+    /// created before failing (e.g. a port that could not be bound), if any.
+    Failed {
+        error: CommandError,
+        created: Option<String>,
+    },
+}
+
+/// How long an image pull may take at least, whatever `--command-timeout` says.
+pub const PULL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30 * 60);
+
 /// Typed access to one podman executable.
 #[derive(Debug, Clone)]
 pub struct Podman<'r> {
@@ -193,12 +210,14 @@ impl<'r> Podman<'r> {
         Podman { program, runner }
     }
 
+    // Podman 5 on a cgroup v1 host warns on stderr of every command; that
+    // line is podman's, not the cache's, and would end up in `logs`.
     fn query(&self) -> Cmd {
-        Cmd::query(&self.program, "podman")
+        Cmd::query(&self.program, "podman").env("PODMAN_IGNORE_CGROUPSV1_WARNING", "1")
     }
 
     fn mutation(&self) -> Cmd {
-        Cmd::mutation(&self.program, "podman")
+        Cmd::mutation(&self.program, "podman").env("PODMAN_IGNORE_CGROUPSV1_WARNING", "1")
     }
 
     fn run(&self, cmd: Cmd) -> Result<Output, CommandError> {
@@ -247,10 +266,47 @@ impl<'r> Podman<'r> {
         }
     }
 
-    /// `podman run --detach`; returns the new container's id.
-    pub fn run_container(&self, spec: &RunSpec) -> Result<String, CommandError> {
-        let out = self.run(self.mutation().args(spec.argv()))?;
-        Ok(out.stdout.trim().to_string())
+    /// `podman run --detach`; returns the new container's id. podman writes
+    /// the id into `--cidfile` as soon as it has created the container, so a
+    /// failure tells whether this call left a container behind.
+    pub fn run_container(&self, spec: &RunSpec) -> Result<String, RunError> {
+        let mut argv = spec.argv();
+        let cid_dir = tempfile::tempdir().ok();
+        let cid_file = cid_dir.as_ref().map(|d| d.path().join("cid"));
+        if let (Some(path), false) = (&cid_file, self.runner.dry_run) {
+            argv.splice(2..2, ["--cidfile".to_string(), path.display().to_string()]);
+        }
+        match self.run(self.mutation().args(argv)) {
+            Ok(out) => Ok(out.stdout.trim().to_string()),
+            Err(e) if e.stderr_tail.contains("already in use") => Err(RunError::NameInUse(e)),
+            Err(error) => Err(RunError::Failed {
+                error,
+                created: cid_file
+                    .and_then(|p| std::fs::read_to_string(p).ok())
+                    .map(|id| id.trim().to_string())
+                    .filter(|id| !id.is_empty()),
+            }),
+        }
+    }
+
+    /// Whether an image is in local storage.
+    pub fn image_exists(&self, image: &str) -> Result<bool, CommandError> {
+        let out = self.run(self.query().args(["image", "exists", image]).accept(&[1]))?;
+        Ok(out.code == 0)
+    }
+
+    /// `podman pull`, showing podman's progress on stderr when `progress`.
+    pub fn pull(&self, image: &str, progress: bool) -> Result<(), CommandError> {
+        let mut cmd = self
+            .mutation()
+            .args(["pull", image])
+            .deadline_at_least(PULL_TIMEOUT);
+        if progress {
+            cmd = cmd.stderr_to_terminal();
+        } else {
+            cmd = cmd.arg("--quiet");
+        }
+        self.run(cmd).map(drop)
     }
 
     pub fn start(&self, names: &[String]) -> Result<(), CommandError> {
@@ -277,6 +333,17 @@ impl<'r> Podman<'r> {
         .map(drop)
     }
 
+    /// Remove containers at once, without the grace period: for a registry
+    /// that hangs and may never act on SIGTERM.
+    pub fn remove_now(&self, names: &[String]) -> Result<(), CommandError> {
+        self.run(
+            self.mutation()
+                .args(["rm", "--force", "--ignore", "--time", "0"])
+                .args(names.iter().cloned()),
+        )
+        .map(drop)
+    }
+
     pub fn remove_volumes(&self, names: &[String]) -> Result<(), CommandError> {
         self.run(
             self.mutation()
@@ -290,7 +357,7 @@ impl<'r> Podman<'r> {
     pub fn logs(&self, name: &str, follow: bool, tail: Option<u32>) -> Result<(), CommandError> {
         let mut cmd = self.query().arg("logs");
         if follow {
-            cmd = cmd.arg("--follow");
+            cmd = cmd.arg("--follow").no_deadline();
         }
         if let Some(n) = tail {
             cmd = cmd.args(["--tail".to_string(), n.to_string()]);

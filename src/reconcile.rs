@@ -5,8 +5,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::cache::{CacheSpec, Mode, LABEL_HASH};
 use crate::hostinfo;
-use crate::podman::{Container, Podman, Volume};
+use crate::interrupt;
+use crate::podman::{Container, Podman, RunError, Volume};
 use crate::registry_http::{self, Probe};
+use crate::upstream;
 
 /// What podman has, read once: one `ps` and one `volume ls`.
 #[derive(Debug, Clone, Default)]
@@ -26,6 +28,21 @@ impl Facts {
         Ok(Facts {
             containers: containers?,
             volumes: volumes?,
+        })
+    }
+
+    /// What `start` needs: the container listing alone when every selected
+    /// cache is running and current (one podman call), else the volumes too.
+    pub fn read_for_start(podman: &Podman, specs: &[CacheSpec]) -> anyhow::Result<Facts> {
+        let containers = podman.containers()?;
+        let volumes = if all_unchanged(specs, &containers) {
+            Vec::new()
+        } else {
+            podman.volumes()?
+        };
+        Ok(Facts {
+            containers,
+            volumes,
         })
     }
 
@@ -93,6 +110,9 @@ pub struct Outcome {
     pub offline_reason: Option<String>,
     /// Whether the volume was created now (false: it existed and was adopted or kept).
     pub volume_created: bool,
+    /// Another drcache run created the same container at the same moment,
+    /// and this run took it as it was.
+    pub adopted: bool,
     /// The probe after the action; None under --dry-run.
     pub probe: Option<Probe>,
     pub error: Option<String>,
@@ -111,6 +131,11 @@ impl Outcome {
 
 /// How often the logs of a starting proxy cache are read for an upstream failure.
 const LOG_CHECK_INTERVAL: Duration = Duration::from_secs(1);
+/// A proxy cache not answering after this long while its log shows no
+/// failure may be hanging on its upstream: drcache then asks the upstream.
+const HANG_CHECK_AFTER: Duration = Duration::from_secs(5);
+/// How long the upstream gets to answer drcache's own probe.
+pub const UPSTREAM_PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// The line of a registry log that says it could not reach its upstream.
 /// The registry checks its upstream at start and panics when that fails
@@ -133,12 +158,39 @@ fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+/// The images that the planned actions need to create containers from.
+pub fn images_needed<'a>(specs: &'a [CacheSpec], facts: &Facts) -> Vec<&'a str> {
+    let mut images: Vec<&str> = Vec::new();
+    for spec in specs {
+        let action = plan(spec, facts.container(&spec.container));
+        if matches!(action, Action::Create | Action::Recreate)
+            && !images.contains(&spec.image.as_str())
+        {
+            images.push(&spec.image);
+        }
+    }
+    images
+}
+
+/// Whether every selected cache is running and current: then nothing needs
+/// a volume listing (a running container with its volume mounted proves
+/// the volume is there).
+fn all_unchanged(specs: &[CacheSpec], containers: &[Container]) -> bool {
+    specs.iter().all(|spec| {
+        let existing = containers.iter().find(|c| c.name() == spec.container);
+        plan(spec, existing) == Action::Unchanged
+    })
+}
+
 /// Bring one cache to its desired state and wait until it answers. A proxy
 /// cache whose upstream cannot be reached falls back to offline mode.
+/// `image_problem` says why the image cannot be had: then no container is
+/// touched, so a working cache keeps running.
 pub fn apply(
     podman: &Podman,
     spec: &CacheSpec,
     facts: &Facts,
+    image_problem: Option<&str>,
     timeout: Duration,
     dry_run: bool,
 ) -> Outcome {
@@ -152,10 +204,22 @@ pub fn apply(
         mode: spec.mode,
         offline_reason: None,
         volume_created: false,
+        adopted: false,
         probe: None,
         error: None,
         elapsed: Duration::ZERO,
     };
+    if interrupt::requested() {
+        outcome.error = Some("interrupted before it began; nothing was changed".into());
+        return outcome;
+    }
+    if let (Some(problem), Action::Create | Action::Recreate) = (image_problem, action) {
+        outcome.error = Some(match existing {
+            Some(c) if c.is_running() => format!("{problem}; the running cache was left as it is"),
+            _ => problem.to_string(),
+        });
+        return outcome;
+    }
     // Logs of this run of the container: since our action, or for one left
     // running (perhaps in podman's restart loop) since its last start. A
     // second of slack: podman's clock and ours are read apart.
@@ -167,21 +231,7 @@ pub fn apply(
     if let Err(e) = converge(podman, spec, facts, action, &mut outcome) {
         outcome.error = Some(e);
     } else if !dry_run {
-        let watch_logs = spec.mode == Mode::Proxy;
-        let failure = RefCell::new(None);
-        let last_check = Cell::new(Instant::now());
-        let probe = registry_http::wait_ready(&spec.probe_addr(), timeout, &|| {
-            if !watch_logs || last_check.get().elapsed() < LOG_CHECK_INTERVAL {
-                return true;
-            }
-            last_check.set(Instant::now());
-            let log = podman
-                .logs_since(&spec.container, since)
-                .unwrap_or_default();
-            *failure.borrow_mut() = upstream_failure(&log, &spec.registry.upstream);
-            failure.borrow().is_none()
-        });
-        let failure = failure.into_inner();
+        let (probe, failure) = wait_or_find_failure(podman, spec, since, timeout);
         match failure {
             Some(reason) => fall_back_offline(podman, spec, timeout, reason, &mut outcome),
             None => outcome.probe = Some(probe),
@@ -191,8 +241,51 @@ pub fn apply(
     outcome
 }
 
+/// Wait until the cache answers. For a proxy cache, also watch for the
+/// reasons to give up on its upstream: the registry's own panic line, or
+/// (when it hangs without one) the upstream not answering drcache either.
+fn wait_or_find_failure(
+    podman: &Podman,
+    spec: &CacheSpec,
+    since: u64,
+    timeout: Duration,
+) -> (Probe, Option<String>) {
+    let watch = spec.mode == Mode::Proxy;
+    let started = Instant::now();
+    let failure = RefCell::new(None);
+    let last_check = Cell::new(Instant::now());
+    let upstream_asked = Cell::new(false);
+    let probe = registry_http::wait_ready(&spec.probe_addr(), timeout, &|| {
+        if interrupt::requested() {
+            return false;
+        }
+        if !watch || last_check.get().elapsed() < LOG_CHECK_INTERVAL {
+            return true;
+        }
+        last_check.set(Instant::now());
+        let log = podman
+            .logs_since(&spec.container, since)
+            .unwrap_or_default();
+        let mut found = upstream_failure(&log, &spec.registry.upstream);
+        if found.is_none() && !upstream_asked.get() && started.elapsed() >= HANG_CHECK_AFTER {
+            upstream_asked.set(true);
+            found = upstream::answers(&spec.registry.upstream, UPSTREAM_PROBE_TIMEOUT)
+                .err()
+                .map(|silence| {
+                    format!(
+                        "the registry hangs on its upstream {}, which does not answer this host either ({silence})",
+                        spec.registry.upstream
+                    )
+                });
+        }
+        *failure.borrow_mut() = found;
+        failure.borrow().is_none()
+    });
+    (probe, failure.into_inner())
+}
+
 /// Serve the cached images read-only from the same volume, without upstream.
-fn fall_back_offline(
+pub fn fall_back_offline(
     podman: &Podman,
     spec: &CacheSpec,
     timeout: Duration,
@@ -205,21 +298,20 @@ fn fall_back_offline(
     };
     outcome.mode = Mode::Offline;
     outcome.offline_reason = Some(reason);
+    // A registry hanging on its upstream may ignore SIGTERM: no grace period.
     let result = podman
-        .remove(std::slice::from_ref(&offline.container))
-        .and_then(|_| podman.run_container(&offline.run_spec()));
+        .remove_now(std::slice::from_ref(&offline.container))
+        .map_err(|e| e.to_string())
+        .and_then(|_| create(podman, &offline, outcome));
     match result {
-        Ok(_) => {
+        Ok(()) => {
             outcome.probe = Some(registry_http::wait_ready(
                 &offline.probe_addr(),
                 timeout,
-                &|| true,
+                &|| !interrupt::requested(),
             ))
         }
-        Err(e) => {
-            let _ = podman.remove(std::slice::from_ref(&offline.container));
-            outcome.error = Some(e.to_string());
-        }
+        Err(e) => outcome.error = Some(e),
     }
 }
 
@@ -230,24 +322,22 @@ fn converge(
     action: Action,
     outcome: &mut Outcome,
 ) -> Result<(), String> {
-    // An existing volume of exactly this name is adopted as it is: that is how
-    // users of the older helper keep their cached images.
-    if facts.volume(&spec.volume).is_none() {
-        podman
-            .create_volume(&spec.volume, &spec.volume_labels())
-            .map_err(|e| format!("{e:#}"))?;
-        outcome.volume_created = true;
-    }
     match action {
         Action::Unchanged => Ok(()),
+        // The container's volume is mounted in it: it exists. A failed
+        // start leaves the container as it was (it is not this run's).
         Action::Start => podman
             .start(std::slice::from_ref(&spec.container))
-            .map_err(|e| {
-                // Leave no half-started container behind; the volume stays.
-                let _ = podman.remove(std::slice::from_ref(&spec.container));
-                describe_failure(spec, facts, &e.to_string())
-            }),
+            .map_err(|e| describe_failure(spec, facts, &e.to_string())),
         Action::Create | Action::Recreate => {
+            // An existing volume of exactly this name is adopted as it is:
+            // that is how users of the older helper keep their cached images.
+            if facts.volume(&spec.volume).is_none() {
+                podman
+                    .create_volume(&spec.volume, &spec.volume_labels())
+                    .map_err(|e| format!("{e:#}"))?;
+                outcome.volume_created = true;
+            }
             if action == Action::Recreate {
                 podman
                     .remove(std::slice::from_ref(&spec.container))
@@ -256,23 +346,46 @@ fn converge(
             if !hostinfo::port_free(&spec.bind, spec.registry.port) {
                 return Err(describe_failure(spec, facts, "address already in use"));
             }
-            for (name, value) in spec.secret_values() {
-                podman
-                    .replace_secret(&name, &value)
-                    .map_err(|e| e.to_string())?;
-            }
-            podman
-                .run_container(&spec.run_spec())
-                .map(drop)
-                .map_err(|e| {
-                    // `podman run` may leave the container in `created` state.
-                    let _ = podman.remove(std::slice::from_ref(&spec.container));
-                    describe_failure(spec, facts, &e.to_string())
-                })
+            create(podman, spec, outcome).map_err(|e| describe_failure(spec, facts, &e))
         }
     }
 }
 
+/// `podman run` the cache. "Name already in use" means another run won the
+/// race: its container is read back and taken when it is the same
+/// definition, and never removed. A container this run created but could
+/// not start is removed by its id, so nothing half-made is left.
+fn create(podman: &Podman, spec: &CacheSpec, outcome: &mut Outcome) -> Result<(), String> {
+    for (name, value) in spec.secret_values() {
+        podman
+            .replace_secret(&name, &value)
+            .map_err(|e| e.to_string())?;
+    }
+    match podman.run_container(&spec.run_spec()) {
+        Ok(_) => Ok(()),
+        Err(RunError::NameInUse(e)) => {
+            let containers = podman.containers().map_err(|e| format!("{e:#}"))?;
+            let theirs = containers.iter().find(|c| c.name() == spec.container);
+            match theirs {
+                Some(c) if c.label(LABEL_HASH) == Some(spec.config_hash().as_str()) => {
+                    outcome.adopted = true;
+                    Ok(())
+                }
+                _ => Err(format!(
+                    "{e}\n{} was created by someone else at the same moment, with another \
+                     definition; it was left alone: run `drcache start` again",
+                    spec.container
+                )),
+            }
+        }
+        Err(RunError::Failed { error, created }) => {
+            if let Some(id) = created {
+                let _ = podman.remove(&[id]);
+            }
+            Err(error.to_string())
+        }
+    }
+}
 fn describe_failure(spec: &CacheSpec, facts: &Facts, error: &str) -> String {
     if error.contains("address already in use") {
         let by = facts

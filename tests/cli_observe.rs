@@ -239,7 +239,7 @@ fn doctor_without_podman_fails_the_first_check_with_the_install_hint() {
     let fake = FakeBin::new();
     let out = run(drcache(None)
         .env("DRCACHE_PODMAN", "/nonexistent/podman")
-        .env("XDG_RUNTIME_DIR", fake.path())
+        .env("DRCACHE_STATE_DIR", fake.path())
         .args(["doctor", "--json"]))
     .expect(3);
     let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();

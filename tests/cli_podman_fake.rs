@@ -8,6 +8,7 @@ const EMPTY_LISTS: &str = r#"
 case "$1 $2" in
   "ps --all") echo '[]' ;;
   "volume ls") echo '[]' ;;
+  "image exists") ;;
   *) echo "unexpected call: $*" >&2; exit 99 ;;
 esac"#;
 
@@ -16,7 +17,7 @@ fn podman_not_installed_names_the_override() {
     let fake = FakeBin::new();
     let out = run(drcache(None)
         .env("DRCACHE_PODMAN", "/nonexistent/podman")
-        .env("XDG_RUNTIME_DIR", fake.path())
+        .env("DRCACHE_STATE_DIR", fake.path())
         .arg("status"))
     .expect(4);
     assert!(
@@ -30,7 +31,7 @@ fn podman_not_installed_names_the_override() {
     let out = run(drcache(None)
         .env_remove("DRCACHE_PODMAN")
         .env("PATH", fake.path())
-        .env("XDG_RUNTIME_DIR", fake.path())
+        .env("DRCACHE_STATE_DIR", fake.path())
         .arg("start"))
     .expect(4);
     assert!(
@@ -83,6 +84,7 @@ fn dry_run_start_queries_only_and_prints_the_mutations() {
     assert_eq!(
         calls,
         [
+            "podman image exists docker.io/library/registry:3",
             "podman ps --all --format json",
             "podman volume ls --format json"
         ]
@@ -328,6 +330,7 @@ case "$1 $2" in
   "ps --all") echo '[]' ;;
   "volume ls") echo '[]' ;;
   "volume create") ;;
+  "image exists") ;;
   "secret rm") echo 'Error: no secret with name or id "x": no such secret' >&2; exit 125 ;;
   "secret create") cat >> '{}' ;;
   "run --detach") echo 0123abcd ;;

@@ -277,7 +277,7 @@ fn upstream_credentials_never_leak() {
         run(drcache(Some(&cfg))
             .env("DRT_USER", secret_user)
             .env("DRT_PASSWORD", password)
-            .env("XDG_RUNTIME_DIR", state.path())
+            .env("DRCACHE_STATE_DIR", state.path())
             .args(["-v", "start"])
             .args(extra))
     };

@@ -88,7 +88,7 @@ impl Mac {
         }
         cmd.args(args)
             .env("HOME", self.fake.path().join("home"))
-            .env("XDG_RUNTIME_DIR", self.fake.path().join("home"))
+            .env("DRCACHE_STATE_DIR", self.fake.path().join("home"))
             .env("DRCACHE_HOST_OS", "macos")
             .env("DRCACHE_TEST_ROOT", self.root())
             .env("DRCACHE_TEST_NOT_ROOT", "1")

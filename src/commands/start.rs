@@ -6,8 +6,10 @@ use serde_json::json;
 use crate::cache::{CacheSpec, Mode};
 use crate::cli::StartArgs;
 use crate::context::Context;
-use crate::errors::{exit, Unsatisfied};
+use crate::errors::{exit, Interrupted, Unsatisfied};
+use crate::interrupt;
 use crate::lock;
+use crate::podman::Podman;
 use crate::reconcile::{self, Facts, Outcome};
 use crate::registry_http::Probe;
 use crate::ui::Tone;
@@ -26,20 +28,29 @@ pub fn run(ctx: &Context, args: &StartArgs) -> Result<()> {
     for spec in specs.iter().filter(|s| s.credentials.is_some()) {
         warn_once_about_credentials(ctx, spec);
     }
-    let facts = Facts::read(&podman)?;
+    let facts = Facts::read_for_start(&podman, &specs)?;
     let timeout = Duration::from_secs(args.timeout);
-    let spinner = if ctx.dry_run {
-        indicatif::ProgressBar::hidden()
-    } else {
-        ctx.ui.spinner(&format!(
-            "bringing up {} caches and waiting until they answer",
-            specs.len()
-        ))
-    };
-    let outcomes = super::parallel(&specs, |spec| {
-        reconcile::apply(&podman, spec, &facts, timeout, ctx.dry_run)
+    // Ctrl-C from here on finishes the step in progress, starts nothing new.
+    let outcomes = interrupt::finish_steps(|| {
+        let image_problems = ensure_images(ctx, &podman, &specs, &facts);
+        let spinner = if ctx.dry_run {
+            indicatif::ProgressBar::hidden()
+        } else {
+            ctx.ui.spinner(&format!(
+                "bringing up {} caches and waiting until they answer",
+                specs.len()
+            ))
+        };
+        let outcomes = super::parallel(&specs, |spec| {
+            let problem = image_problems
+                .iter()
+                .find(|(image, _)| *image == spec.image)
+                .map(|(_, problem)| problem.as_str());
+            reconcile::apply(&podman, spec, &facts, problem, timeout, ctx.dry_run)
+        });
+        spinner.finish_and_clear();
+        outcomes
     });
-    spinner.finish_and_clear();
 
     if ctx.json {
         let caches: Vec<_> = outcomes.iter().map(outcome_json).collect();
@@ -51,7 +62,67 @@ pub fn run(ctx: &Context, args: &StartArgs) -> Result<()> {
     if let Some(warning) = crate::host::start_warning(ctx) {
         ctx.ui.warn(&warning);
     }
+    if interrupt::requested() {
+        return Err(Interrupted.into());
+    }
     summarize(&outcomes, ctx.dry_run)
+}
+
+/// Make sure every image a container will be created from is here, before
+/// any container is touched: one pull per image, not one per cache, and a
+/// cache whose image cannot be had keeps running as it is. Returns the
+/// images that cannot be had, with why.
+fn ensure_images(
+    ctx: &Context,
+    podman: &Podman,
+    specs: &[CacheSpec],
+    facts: &Facts,
+) -> Vec<(String, String)> {
+    let mut problems = Vec::new();
+    for image in reconcile::images_needed(specs, facts) {
+        if interrupt::requested() {
+            problems.push((
+                image.to_string(),
+                "interrupted before the image was pulled".into(),
+            ));
+            continue;
+        }
+        let present = match podman.image_exists(image) {
+            Ok(present) => present,
+            Err(e) => {
+                problems.push((image.to_string(), e.to_string()));
+                continue;
+            }
+        };
+        if present {
+            continue;
+        }
+        ctx.ui
+            .info(&format!("pulling {image} (needed for the caches)..."));
+        if let Err(e) = podman.pull(image, ctx.ui.live_progress()) {
+            let why = e
+                .stderr_tail
+                .lines()
+                .last()
+                .unwrap_or("")
+                .trim()
+                .to_string();
+            let message = format!(
+                "image {image} is not on this machine and cannot be pulled{}",
+                if why.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {why}")
+                }
+            );
+            ctx.ui.warn(&format!(
+                "{message}\n  hint: check `image` in the config (a typo?), the network, or \
+                 `podman pull {image}` by hand; caches that need it were left as they are"
+            ));
+            problems.push((image.to_string(), message));
+        }
+    }
+    problems
 }
 
 fn outcome_json(o: &Outcome) -> serde_json::Value {
@@ -62,6 +133,7 @@ fn outcome_json(o: &Outcome) -> serde_json::Value {
         "mode": o.mode.as_str(),
         "offline_reason": o.offline_reason,
         "volume_created": o.volume_created,
+        "adopted": o.adopted,
         "ready": o.ready(),
         "error": o.error,
         "seconds": (o.elapsed.as_secs_f64() * 1000.0).round() / 1000.0,
@@ -96,6 +168,9 @@ fn describe(ctx: &Context, o: &Outcome) -> String {
     }
     if o.volume_created {
         details.push("new volume".into());
+    }
+    if o.adopted {
+        details.push("made by another drcache run at the same moment".into());
     }
     if o.offline_reason.is_none() && o.mode == Mode::Offline {
         details.push("offline (read-only)".into());
@@ -151,7 +226,10 @@ fn summarize(outcomes: &[Outcome], dry_run: bool) -> Result<()> {
 /// Say once per cache (remembered in the state directory) what an
 /// authenticated cache means for whoever can reach its port.
 fn warn_once_about_credentials(ctx: &Context, spec: &CacheSpec) {
-    let marker = lock::state_dir().join(format!("{}.credentials-warned", spec.container));
+    let Ok(dir) = lock::ensure_state_dir() else {
+        return;
+    };
+    let marker = dir.join(format!("{}.credentials-warned", spec.container));
     if marker.exists() {
         return;
     }

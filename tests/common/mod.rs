@@ -29,7 +29,7 @@ pub fn drcache(config: Option<&Path>) -> Command {
 pub fn with_fake(fake: &FakeBin, podman: &Path) -> Command {
     let mut cmd = drcache(None);
     cmd.env("DRCACHE_PODMAN", podman)
-        .env("XDG_RUNTIME_DIR", fake.path())
+        .env("DRCACHE_STATE_DIR", fake.path())
         .env_remove("DRCACHE_HOST_OS");
     cmd
 }
