@@ -186,11 +186,11 @@ pub fn hint_for(stderr: &str) -> Option<String> {
 pub enum RunError {
     /// A container of that name exists already: another run created it.
     /// Nothing was created by this call.
-    NameInUse(CommandError),
+    NameInUse(Box<CommandError>),
     /// Any other failure; `created` is the id of the container this call
     /// created before failing (e.g. a port that could not be bound), if any.
     Failed {
-        error: CommandError,
+        error: Box<CommandError>,
         created: Option<String>,
     },
 }
@@ -278,9 +278,11 @@ impl<'r> Podman<'r> {
         }
         match self.run(self.mutation().args(argv)) {
             Ok(out) => Ok(out.stdout.trim().to_string()),
-            Err(e) if e.stderr_tail.contains("already in use") => Err(RunError::NameInUse(e)),
+            Err(e) if e.stderr_tail.contains("already in use") => {
+                Err(RunError::NameInUse(Box::new(e)))
+            }
             Err(error) => Err(RunError::Failed {
-                error,
+                error: Box::new(error),
                 created: cid_file
                     .and_then(|p| std::fs::read_to_string(p).ok())
                     .map(|id| id.trim().to_string())
