@@ -19,19 +19,45 @@ const STORAGE_PATH: &str = "/var/lib/registry";
 /// File name of the registry config secret under /run/secrets.
 const CONFIG_SECRET_TARGET: &str = "drcache-registry.yml";
 
-/// A complete registry config with the upstream login. Strings are written
-/// as JSON strings, which YAML reads as double-quoted scalars, so no value
-/// can break out of its field.
+/// A complete registry config with the upstream login. It replaces the
+/// image's own config file, so it carries what the official image's default
+/// config (`registry:3`'s `/etc/distribution/config.yml`) sets: deletes
+/// enabled (which proxy expiry needs), the in-memory blob descriptor cache,
+/// the storage health check and the debug server; the environment drcache
+/// passes (log level, debug address, proxy TTL) applies on top, as it does
+/// to the image's file. Strings are written as JSON strings, which YAML
+/// reads as double-quoted scalars, so no value can break out of its field.
 pub fn registry_config_yaml(upstream: &str, credentials: &Credentials) -> String {
     let quote = |v: &str| serde_json::to_string(v).expect("a string serializes");
     format!(
         indoc::indoc! {"
             version: 0.1
+            log:
+              fields:
+                service: registry
             storage:
+              delete:
+                enabled: true
+              cache:
+                blobdescriptor: inmemory
               filesystem:
                 rootdirectory: {storage}
+              tag:
+                concurrencylimit: 5
             http:
               addr: :{port}
+              headers:
+                X-Content-Type-Options: [nosniff]
+              debug:
+                addr: :{debug}
+                prometheus:
+                  enabled: true
+                  path: /metrics
+            health:
+              storagedriver:
+                enabled: true
+                interval: 10s
+                threshold: 3
             proxy:
               remoteurl: {upstream}
               username: {username}
@@ -39,11 +65,19 @@ pub fn registry_config_yaml(upstream: &str, credentials: &Credentials) -> String
         "},
         storage = STORAGE_PATH,
         port = REGISTRY_PORT,
+        debug = DEBUG_PORT,
         upstream = quote(upstream),
         username = quote(&credentials.username),
         password = quote(&credentials.password),
     )
 }
+
+/// The proxy TTL when the config sets none: `0s` turns registry 3's expiry
+/// scheduler off, so a cache keeps what it fetched until it is pruned
+/// (registry 3 defaults to 168h and deletes the blobs then, which breaks
+/// offline pulls). Registry 2.x ignores the variable (with a warning line)
+/// and keeps its built-in 7 days; `doctor` says so.
+pub const DURABLE_TTL: &str = "0s";
 
 /// A cache that dies (crash, OOM kill) is restarted by podman itself. The
 /// retry limit stops an endless loop when the registry cannot start at all,
@@ -136,9 +170,8 @@ impl CacheSpec {
                     "REGISTRY_PROXY_REMOTEURL".into(),
                     self.registry.upstream.clone(),
                 ));
-                if let Some(ttl) = &self.registry.ttl {
-                    env.push(("REGISTRY_PROXY_TTL".into(), ttl.clone()));
-                }
+                let ttl = self.registry.ttl.as_deref().unwrap_or(DURABLE_TTL);
+                env.push(("REGISTRY_PROXY_TTL".into(), ttl.into()));
             }
             Mode::Offline => {
                 env.push((
@@ -292,6 +325,10 @@ mod tests {
         assert!(run
             .env
             .contains(&("REGISTRY_LOG_LEVEL".into(), "info".into())));
+        // Durable by default: registry 3 expires nothing.
+        assert!(run
+            .env
+            .contains(&("REGISTRY_PROXY_TTL".into(), "0s".into())));
         assert!(run
             .labels
             .contains(&(LABEL_HASH.into(), spec.config_hash())));

@@ -81,6 +81,31 @@ impl Context {
             .collect()
     }
 
+    /// Specs as `start` builds them, for checks that compare with what runs
+    /// (`doctor`): credentials are read where they can be, and the registries
+    /// whose credentials cannot be read here are returned with why.
+    pub fn specs_as_started(
+        &self,
+        names: &[String],
+    ) -> Result<(Vec<CacheSpec>, Vec<(String, String)>)> {
+        let mut unknown = Vec::new();
+        let specs = self
+            .select(names)?
+            .into_iter()
+            .map(|r| {
+                let mut spec = CacheSpec::new(&self.config, r, Mode::Proxy);
+                if let Some(source) = &r.credentials {
+                    match credentials::resolve(source, &r.name) {
+                        Ok(c) => spec.credentials = Some(c),
+                        Err(e) => unknown.push((r.name.clone(), e.message)),
+                    }
+                }
+                spec
+            })
+            .collect();
+        Ok((specs, unknown))
+    }
+
     /// Desired proxy-mode specs of the selected registries, without credentials
     /// (enough for every command but `start`).
     pub fn specs(&self, names: &[String]) -> Result<Vec<CacheSpec>> {

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use crate::cache::{CacheSpec, Mode, LABEL_HASH, LABEL_MODE};
+use crate::cache::{CacheSpec, Mode, DEBUG_PORT, LABEL_HASH, LABEL_MODE};
 use crate::commands::configure::{NodeTarget, Reach, Selection};
 use crate::commands::{self, configure};
 use crate::config::Registry;
@@ -19,19 +19,25 @@ use crate::containerd::{self, HostsFile};
 use crate::context::Context;
 use crate::host;
 use crate::hostinfo::{self, HostOs};
+use crate::metrics::{Format, Metrics};
 use crate::minikube::{self, Minikube, Profile};
 use crate::podman::{Machine, Podman};
 use crate::reconcile::Facts;
+use crate::reconcile::UPSTREAM_PROBE_TIMEOUT;
 use crate::registry_http::{self, Probe};
 use crate::tools;
+use crate::upstream::{self, Silence};
 
 /// One finding.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Check {
     pub name: String,
     pub ok: bool,
+    /// Passed, with something the user should know (not a failure: e.g. the
+    /// image they chose expires cached data).
+    pub note: bool,
     pub detail: String,
-    /// What to do about a failed check.
+    /// What to do about a failed check (or, for a note, how to avoid it).
     pub fix: Option<String>,
 }
 
@@ -40,8 +46,21 @@ impl Check {
         Check {
             name: name.into(),
             ok: true,
+            note: false,
             detail: detail.into(),
             fix: None,
+        }
+    }
+
+    pub fn note(
+        name: impl Into<String>,
+        detail: impl Into<String>,
+        advice: impl Into<String>,
+    ) -> Check {
+        Check {
+            note: true,
+            fix: Some(advice.into()),
+            ..Check::pass(name, detail)
         }
     }
 
@@ -53,6 +72,7 @@ impl Check {
         Check {
             name: name.into(),
             ok: false,
+            note: false,
             detail: detail.into(),
             fix: Some(fix.into()),
         }
@@ -78,6 +98,16 @@ pub struct Inputs<'a> {
     /// Why each cache that exited with an error stopped, from its log, by
     /// registry name.
     pub last_logs: Vec<(String, String)>,
+    /// Registries whose credentials cannot be read here, with why: whether
+    /// their cache is current cannot be told.
+    pub credentials_unknown: Vec<(String, String)>,
+    /// The registry version family of each running cache, told by what its
+    /// `/metrics` exports, by registry name.
+    pub formats: Vec<(String, Format)>,
+    /// drcache's own probe of the upstream of each cache that is not serving
+    /// in proxy mode (offline, stopped by an upstream failure, not
+    /// answering): the answer decides between `start` and `start --offline`.
+    pub upstreams: Vec<(String, Result<(), Silence>)>,
 }
 
 /// Log lines read to find why a cache stopped (a Go panic's stack follows it).
@@ -136,6 +166,9 @@ pub fn gather<'a>(ctx: &'a Context, specs: Vec<CacheSpec>) -> Inputs<'a> {
         facts: Err(("podman was not found".into(), None)),
         probes: Vec::new(),
         last_logs: Vec::new(),
+        credentials_unknown: Vec::new(),
+        formats: Vec::new(),
+        upstreams: Vec::new(),
         podman_path,
     };
     let Ok(path) = inputs.podman_path.clone() else {
@@ -198,8 +231,46 @@ pub fn gather<'a>(ctx: &'a Context, specs: Vec<CacheSpec>) -> Inputs<'a> {
         .into_iter()
         .filter(|(_, line)| !line.is_empty())
         .collect();
+        inputs.formats = crate::commands::parallel(&running, |spec| {
+            let port = facts
+                .container(&spec.container)
+                .and_then(|c| c.host_port(DEBUG_PORT))?;
+            let text = registry_http::get_text(&format!("127.0.0.1:{port}"), "/metrics").ok()?;
+            let format = Format::detect(&Metrics::parse(&text).ok()?)?;
+            Some((spec.registry.name.clone(), format))
+        })
+        .into_iter()
+        .flatten()
+        .collect();
+        let not_serving: Vec<&CacheSpec> = inputs
+            .specs
+            .iter()
+            .filter(|s| not_serving_as_proxy(s, facts, &inputs.probes))
+            .collect();
+        inputs.upstreams = crate::commands::parallel(&not_serving, |spec| {
+            (
+                spec.registry.name.clone(),
+                upstream::answers(&spec.registry.upstream, UPSTREAM_PROBE_TIMEOUT),
+            )
+        });
     }
     inputs
+}
+
+/// A cache that exists but does not serve as a proxy right now: running
+/// offline, running without answering, or stopped by an error.
+fn not_serving_as_proxy(spec: &CacheSpec, facts: &Facts, probes: &[(String, Probe)]) -> bool {
+    let Some(c) = facts.container(&spec.container) else {
+        return false;
+    };
+    if c.is_running() {
+        let ready = probes
+            .iter()
+            .any(|(r, p)| *r == spec.registry.name && p.is_ready());
+        !ready || c.label(LABEL_MODE) == Some(Mode::Offline.as_str())
+    } else {
+        c.state == "exited" && c.exit_code != 0
+    }
 }
 
 /// Run every group.
@@ -279,7 +350,8 @@ pub fn podman_checks(inputs: &Inputs) -> Vec<Check> {
     checks
 }
 
-/// Each cache running, answering, in proxy mode and current.
+/// Each cache running, answering, in proxy mode and current; plus a note
+/// where the registry image expires what was cached.
 pub fn cache_checks(inputs: &Inputs) -> Vec<Check> {
     let Ok(facts) = &inputs.facts else {
         return Vec::new();
@@ -287,97 +359,167 @@ pub fn cache_checks(inputs: &Inputs) -> Vec<Check> {
     inputs
         .specs
         .iter()
-        .map(|spec| {
-            let name = format!("cache {}", spec.registry.name);
-            let reg = &spec.registry.name;
-            let start = format!("`drcache start {reg}`");
-            let Some(c) = facts.container(&spec.container) else {
-                return Check::fail(name, format!("{} does not exist", spec.container), start);
-            };
-            if !c.is_running() {
-                let why = if c.state == "exited" && c.exit_code != 0 {
-                    let reason = inputs
-                        .last_logs
-                        .iter()
-                        .find(|(r, _)| r == reg)
-                        .map(|(_, line)| line.as_str());
-                    let upstream = reason.is_some_and(|r| r.contains("/v2/"));
-                    let detail = format!(
-                        "{} exited with status {}{}",
-                        spec.container,
-                        c.exit_code,
-                        reason.map(|r| format!(": {r}")).unwrap_or_default()
-                    );
-                    if upstream {
-                        // distribution issue 4038: proxy mode does not start
-                        // while its upstream is unreachable.
-                        return Check::fail(
-                            name,
-                            detail,
-                            format!(
-                                "the registry could not reach its upstream {} when it started; \
-                                 check the network, then {start}",
-                                spec.registry.upstream
-                            ),
-                        );
-                    }
-                    detail
-                } else {
-                    format!("{} is {}", spec.container, c.state)
-                };
-                return Check::fail(name, why, format!("{start}; `drcache logs {reg}` shows why it stopped"));
-            }
-            let probe = inputs
-                .probes
-                .iter()
-                .find(|(r, _)| r == reg)
-                .map(|(_, p)| p.clone())
-                .unwrap_or(Probe::Unreachable("not probed".into()));
-            let addr = spec.probe_addr();
-            match probe {
-                Probe::Ready => {}
-                Probe::Status(code) => {
-                    return Check::fail(
-                        name,
-                        format!("running, but http://{addr}/v2/ answers {code}"),
-                        format!("`drcache logs {reg}`; {start} recreates it if its configuration changed"),
-                    )
-                }
-                Probe::Unreachable(why) => {
-                    return Check::fail(
-                        name,
-                        format!("running, but http://{addr}/v2/ does not answer: {why}"),
-                        format!("`drcache logs {reg}`, then `drcache stop {reg}` and {start}"),
-                    )
-                }
-            }
-            match mode_of(c.label(LABEL_MODE)) {
-                Some(Mode::Proxy) => {}
-                Some(Mode::Offline) => {
-                    return Check::fail(
-                        name,
-                        "answers, but runs in offline mode: it serves what it has and fetches nothing new",
-                        format!("{start} returns it to proxy mode"),
-                    )
-                }
-                None => {
-                    return Check::fail(
-                        name,
-                        "answers, but was not created by drcache (no mode label)",
-                        format!("{start} recreates it and keeps its cached data"),
-                    )
-                }
-            }
-            if c.label(LABEL_HASH) != Some(spec.config_hash().as_str()) {
-                return Check::fail(
-                    name,
-                    "answers, but was created with another configuration (or by another tool)",
-                    format!("{start} recreates it and keeps its cached data"),
-                );
-            }
-            Check::pass(name, format!("running, ready on {addr}, proxy of {}", spec.registry.upstream))
+        .flat_map(|spec| {
+            let mut checks = vec![cache_check(inputs, facts, spec)];
+            checks.extend(expiry_note(inputs, spec));
+            checks
         })
         .collect()
+}
+
+/// What drcache's own probe of the upstream said, when it asked.
+fn upstream_answer<'i>(inputs: &'i Inputs, registry: &str) -> Option<&'i Result<(), Silence>> {
+    inputs
+        .upstreams
+        .iter()
+        .find(|(r, _)| r == registry)
+        .map(|(_, answer)| answer)
+}
+
+fn cache_check(inputs: &Inputs, facts: &Facts, spec: &CacheSpec) -> Check {
+    let name = format!("cache {}", spec.registry.name);
+    let reg = &spec.registry.name;
+    let upstream = &spec.registry.upstream;
+    let start = format!("`drcache start {reg}`");
+    let silent = match upstream_answer(inputs, reg) {
+        Some(Err(silence)) => Some(silence),
+        _ => None,
+    };
+    let Some(c) = facts.container(&spec.container) else {
+        return Check::fail(name, format!("{} does not exist", spec.container), start);
+    };
+    if !c.is_running() {
+        let why = if c.state == "exited" && c.exit_code != 0 {
+            let reason = inputs
+                .last_logs
+                .iter()
+                .find(|(r, _)| r == reg)
+                .map(|(_, line)| line.as_str());
+            let upstream_failed = reason.is_some_and(|r| r.contains("/v2/"));
+            let detail = format!(
+                "{} exited with status {}{}",
+                spec.container,
+                c.exit_code,
+                reason.map(|r| format!(": {r}")).unwrap_or_default()
+            );
+            if upstream_failed {
+                // distribution issue 4038: proxy mode does not start
+                // while its upstream is unreachable.
+                let fix = match silent {
+                    Some(silence) => format!(
+                        "its upstream {upstream} still does not answer this host ({silence}): \
+                         `drcache start --offline {reg}` serves what is cached until it does"
+                    ),
+                    None => format!(
+                        "the registry could not reach its upstream {upstream} when it started; \
+                         check the network, then {start}"
+                    ),
+                };
+                return Check::fail(name, detail, fix);
+            }
+            detail
+        } else {
+            format!("{} is {}", spec.container, c.state)
+        };
+        return Check::fail(
+            name,
+            why,
+            format!("{start}; `drcache logs {reg}` shows why it stopped"),
+        );
+    }
+    let probe = inputs
+        .probes
+        .iter()
+        .find(|(r, _)| r == reg)
+        .map(|(_, p)| p.clone())
+        .unwrap_or(Probe::Unreachable("not probed".into()));
+    let addr = spec.probe_addr();
+    match probe {
+        Probe::Ready => {}
+        Probe::Status(code) => {
+            return Check::fail(
+                name,
+                format!("running, but http://{addr}/v2/ answers {code}"),
+                format!("`drcache logs {reg}`; {start} recreates it if its configuration changed"),
+            )
+        }
+        Probe::Unreachable(why) => {
+            let fix = match silent {
+                Some(silence) => format!(
+                    "the registry may hang on its upstream {upstream}, which does not answer \
+                     this host either ({silence}): {start} falls back to offline mode \
+                     (or `drcache start --offline {reg}`)"
+                ),
+                None => format!("`drcache logs {reg}`, then `drcache stop {reg}` and {start}"),
+            };
+            return Check::fail(
+                name,
+                format!("running, but http://{addr}/v2/ does not answer: {why}"),
+                fix,
+            );
+        }
+    }
+    match mode_of(c.label(LABEL_MODE)) {
+        Some(Mode::Proxy) => {}
+        Some(Mode::Offline) => {
+            let fix = match silent {
+                Some(silence) => format!(
+                    "its upstream {upstream} does not answer this host ({silence}): offline \
+                     mode is what serves now; {start} returns it to proxy mode once it answers"
+                ),
+                None => format!("{start} returns it to proxy mode"),
+            };
+            return Check::fail(
+                name,
+                "answers, but runs in offline mode: it serves what it has and fetches nothing new",
+                fix,
+            );
+        }
+        None => {
+            return Check::fail(
+                name,
+                "answers, but was not created by drcache (no mode label)",
+                format!("{start} recreates it and keeps its cached data"),
+            )
+        }
+    }
+    let serving = format!("running, ready on {addr}, proxy of {upstream}");
+    if let Some((_, why)) = inputs.credentials_unknown.iter().find(|(r, _)| r == reg) {
+        // Its login is part of its definition: without it, no verdict.
+        return Check::note(
+            name,
+            format!("{serving}; whether its upstream login is current cannot be told here: {why}"),
+            "run `drcache doctor` where `drcache start` finds the credentials",
+        );
+    }
+    if c.label(LABEL_HASH) != Some(spec.config_hash().as_str()) {
+        return Check::fail(
+            name,
+            "answers, but was created with another configuration (or by another tool)",
+            format!("{start} recreates it and keeps its cached data"),
+        );
+    }
+    Check::pass(name, serving)
+}
+
+/// Registry 2.x keeps proxied content 7 days after it was fetched (a pull
+/// does not renew it), whatever drcache asks: a note, since the image is
+/// the user's choice.
+fn expiry_note(inputs: &Inputs, spec: &CacheSpec) -> Option<Check> {
+    let reg = &spec.registry.name;
+    let format = inputs.formats.iter().find(|(r, _)| r == reg)?.1;
+    (format == Format::Registry28).then(|| {
+        Check::note(
+            format!("expiry {reg}"),
+            format!(
+                "{} is registry 2.x, which deletes cached images 7 days after they were \
+                 fetched: offline pulls of older images fail",
+                spec.image
+            ),
+            "use registry 3 (`image = \"docker.io/library/registry:3\"`, the default): \
+             drcache turns its expiry off, so it keeps what it fetched",
+        )
+    })
 }
 
 /// Each cache's port: held by the cache itself or free; otherwise by whom.
@@ -704,6 +846,9 @@ mod tests {
             }),
             probes,
             last_logs: vec![],
+            credentials_unknown: vec![],
+            formats: vec![],
+            upstreams: vec![],
         }
     }
 
@@ -801,6 +946,112 @@ mod tests {
         let i = inputs(&ctx, vec![], vec![]);
         let checks = cache_checks(&i);
         assert_eq!(checks[0].detail, "drenv-cache-quay-io does not exist");
+    }
+
+    #[test]
+    fn a_silent_upstream_turns_the_fix_to_offline_mode() {
+        let ctx = ctx();
+        let s = specs(&ctx);
+        let mut exited = container(&s[0], "exited", "proxy", &s[0].config_hash());
+        exited.exit_code = 2;
+        let hung = container(&s[1], "running", "proxy", &s[1].config_hash());
+        let mut i = inputs(
+            &ctx,
+            vec![exited, hung],
+            vec![("docker.io".into(), Probe::Unreachable("timed out".into()))],
+        );
+        i.last_logs = vec![(
+            "quay.io".into(),
+            r#"panic: Get "https://quay.io/v2/": dial tcp: lookup quay.io: no such host"#.into(),
+        )];
+        i.upstreams = vec![
+            ("quay.io".into(), Err(Silence::Dns("quay.io".into()))),
+            (
+                "docker.io".into(),
+                Err(Silence::Timeout(UPSTREAM_PROBE_TIMEOUT)),
+            ),
+        ];
+        let checks = cache_checks(&i);
+        assert_eq!(
+            checks[0].fix.as_deref(),
+            Some(
+                "its upstream https://quay.io still does not answer this host (DNS: quay.io does \
+                 not resolve): `drcache start --offline quay.io` serves what is cached until it does"
+            )
+        );
+        assert_eq!(
+            checks[1].fix.as_deref(),
+            Some(
+                "the registry may hang on its upstream https://registry-1.docker.io, which does \
+                 not answer this host either (timeout: no answer within 3 s): `drcache start \
+                 docker.io` falls back to offline mode (or `drcache start --offline docker.io`)"
+            )
+        );
+        // An offline cache whose upstream answers again: back to proxy mode.
+        let offline = container(&s[0], "running", "offline", &s[0].config_hash());
+        let mut i = inputs(&ctx, vec![offline], vec![("quay.io".into(), Probe::Ready)]);
+        i.upstreams = vec![("quay.io".into(), Ok(()))];
+        assert_eq!(
+            cache_checks(&i)[0].fix.as_deref(),
+            Some("`drcache start quay.io` returns it to proxy mode")
+        );
+    }
+
+    #[test]
+    fn doctor_hashes_like_start_and_says_when_it_cannot() {
+        let ctx = ctx();
+        let mut s = specs(&ctx);
+        s[0].credentials = Some(crate::credentials::Credentials {
+            username: "u".into(),
+            password: "p".into(),
+        });
+        // The container start made: its label includes the login.
+        let with_login = container(&s[0], "running", "proxy", &s[0].config_hash());
+        let ready = vec![("quay.io".into(), Probe::Ready)];
+        let mut i = inputs(&ctx, vec![with_login.clone()], ready.clone());
+        i.specs = s.clone();
+        let checks = cache_checks(&i);
+        assert!(checks[0].ok && !checks[0].note, "{checks:#?}");
+        // Without the credentials (env var not set here): a note, not a failure.
+        let mut i = inputs(&ctx, vec![with_login], ready);
+        i.credentials_unknown = vec![(
+            "quay.io".into(),
+            "quay.io: environment variable Q_USER is not set".into(),
+        )];
+        let checks = cache_checks(&i);
+        assert!(checks[0].ok && checks[0].note, "{checks:#?}");
+        assert!(checks[0]
+            .detail
+            .ends_with("whether its upstream login is current cannot be told here: quay.io: environment variable Q_USER is not set"));
+    }
+
+    #[test]
+    fn registry_2_gets_an_expiry_note_and_registry_3_none() {
+        let ctx = ctx();
+        let s = specs(&ctx);
+        let containers: Vec<Container> = s
+            .iter()
+            .map(|spec| container(spec, "running", "proxy", &spec.config_hash()))
+            .collect();
+        let probes: Vec<(String, Probe)> = s
+            .iter()
+            .map(|spec| (spec.registry.name.clone(), Probe::Ready))
+            .collect();
+        let mut i = inputs(&ctx, containers, probes);
+        i.formats = vec![
+            ("quay.io".into(), Format::Registry28),
+            ("docker.io".into(), Format::Registry3),
+        ];
+        let checks = cache_checks(&i);
+        let names: Vec<&str> = checks.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["cache quay.io", "expiry quay.io", "cache docker.io"]
+        );
+        assert!(checks[1].ok && checks[1].note);
+        assert!(checks[1]
+            .detail
+            .contains("deletes cached images 7 days after they were fetched"));
     }
 
     #[test]

@@ -58,14 +58,30 @@ pub fn disk_usage(root: &Path) -> Option<u64> {
     Some(total)
 }
 
-/// Whether `port` can be bound on `bind` ("" = all interfaces).
+/// Whether `port` can be bound on `bind` the way podman publishes it. An
+/// empty `bind` is every interface, and podman (rootlessport in particular)
+/// then binds IPv4 and IPv6 both: a port held on `[::1]` alone is taken.
 pub fn port_free(bind: &str, port: u16) -> bool {
-    let host = match bind {
-        "" => "0.0.0.0".to_string(),
-        ip if ip.contains(':') => format!("[{ip}]"),
-        ip => ip.to_string(),
-    };
-    TcpListener::bind(format!("{host}:{port}")).is_ok()
+    match bind {
+        "" => can_bind(&format!("0.0.0.0:{port}")) && can_bind_v6(&format!("[::]:{port}")),
+        ip if ip.contains(':') => can_bind_v6(&format!("[{ip}]:{port}")),
+        ip => can_bind(&format!("{ip}:{port}")),
+    }
+}
+
+fn can_bind(addr: &str) -> bool {
+    TcpListener::bind(addr).is_ok()
+}
+
+/// A host without IPv6 has no IPv6 port to clash with.
+fn can_bind_v6(addr: &str) -> bool {
+    match TcpListener::bind(addr) {
+        Ok(_) => true,
+        Err(e) => matches!(
+            e.raw_os_error(),
+            Some(libc::EAFNOSUPPORT | libc::EADDRNOTAVAIL)
+        ),
+    }
 }
 
 /// A process listening on a TCP port.
@@ -153,6 +169,21 @@ mod tests {
    1: 0100007F:6978 0100007F:C350 01 00000000:00000000 00:00000000 00000000     0        0 999 1 0000000000000000 20 4 30 10 -1
    2: 00000000:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 777 1 0000000000000000 100 0 0 10 0
 ";
+
+    #[test]
+    fn a_port_held_on_ipv6_loopback_alone_is_not_free() {
+        // What rootlessport does for half of a publish: only [::1].
+        let held = TcpListener::bind("[::1]:0").expect("this host has IPv6 loopback");
+        let port = held.local_addr().unwrap().port();
+        assert!(!port_free("", port));
+        assert!(!port_free("::1", port));
+        // Only IPv4 was asked for: that family is free.
+        assert!(port_free("127.0.0.1", port));
+        drop(held);
+        assert!(port_free("", port));
+        let v4 = TcpListener::bind("127.0.0.1:0").unwrap();
+        assert!(!port_free("", v4.local_addr().unwrap().port()));
+    }
 
     #[test]
     fn reads_listening_sockets_of_a_port() {

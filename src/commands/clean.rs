@@ -66,6 +66,33 @@ pub fn run(ctx: &Context, args: &CleanArgs) -> Result<()> {
                 .info(&verb(&format!("volumes: {}", volumes.join(", "))));
         }
     }
+    if ctx.json {
+        // Per cache what was (or under --dry-run would be) removed.
+        let removed = |list: &[String], name: &str| list.iter().any(|n| n == name);
+        let caches: Vec<_> = specs
+            .iter()
+            .map(|s| {
+                serde_json::json!({
+                    "registry": s.registry.name,
+                    "container": removed(&containers, &s.container).then_some(&s.container),
+                    "secret": removed(&secrets, &s.config_secret_name()).then(|| s.config_secret_name()),
+                    "volumes": facts
+                        .volumes
+                        .iter()
+                        .filter(|v| removed(&volumes, &v.name))
+                        .filter(|v| {
+                            v.name == s.volume || v.label(LABEL_REGISTRY) == Some(&s.registry.name)
+                        })
+                        .map(|v| v.name.as_str())
+                        .collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        println!(
+            "{}",
+            serde_json::json!({ "dry_run": ctx.dry_run, "caches": caches })
+        );
+    }
     if containers.is_empty() && volumes.is_empty() && secrets.is_empty() {
         ctx.ui.info("nothing to clean");
     }

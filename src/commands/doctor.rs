@@ -8,8 +8,9 @@ use crate::errors::{exit, Unsatisfied};
 use crate::ui::Tone;
 
 pub fn run(ctx: &Context, args: &SelectArgs) -> Result<()> {
-    let specs = ctx.specs(&args.registries)?;
-    let inputs = doctor::gather(ctx, specs);
+    let (specs, credentials_unknown) = ctx.specs_as_started(&args.registries)?;
+    let mut inputs = doctor::gather(ctx, specs);
+    inputs.credentials_unknown = credentials_unknown;
     let checks = doctor::run_checks(&inputs);
     let failed = checks.iter().filter(|c| !c.ok).count();
 
@@ -23,20 +24,17 @@ pub fn run(ctx: &Context, args: &SelectArgs) -> Result<()> {
             if c.ok && ui.quiet {
                 continue;
             }
-            let mark = if c.ok {
-                ui.paint(Tone::Good, "ok  ")
-            } else {
-                ui.paint(Tone::Bad, "FAIL")
+            let mark = match (c.ok, c.note) {
+                (true, false) => ui.paint(Tone::Good, "ok  "),
+                (true, true) => ui.paint(Tone::Warn, "note"),
+                (false, _) => ui.paint(Tone::Bad, "FAIL"),
             };
             // Continuation lines (a command's stderr) stay in the detail column.
             let detail = c.detail.replace('\n', &format!("\n     {:width$}  ", ""));
             eprintln!("{mark} {:<width$}  {detail}", c.name);
             if let Some(fix) = &c.fix {
-                eprintln!(
-                    "     {:<width$}  {} {fix}",
-                    "",
-                    ui.paint(Tone::Warn, "fix:")
-                );
+                let label = if c.note { "tip:" } else { "fix:" };
+                eprintln!("     {:<width$}  {} {fix}", "", ui.paint(Tone::Warn, label));
             }
         }
     }

@@ -1,7 +1,7 @@
 use anyhow::Result;
 use serde_json::json;
 
-use crate::cache::{CacheSpec, DEBUG_PORT};
+use crate::cache::{CacheSpec, Mode, DEBUG_PORT, LABEL_MODE};
 use crate::cli::SelectArgs;
 use crate::context::Context;
 use crate::errors::{exit, Unsatisfied};
@@ -16,10 +16,16 @@ const RESET_NOTE: &str =
 const DOUBLE_FETCH_NOTE: &str =
     "registry 2.8 fetches every missed blob from the upstream twice (for the client and for the cache); the upstream bytes include both";
 
+/// Why an offline cache has no counters to show.
+const OFFLINE_REASON: &str = "offline mode: the registry runs without an upstream, so it keeps no \
+     proxy counters; it serves what is cached (`drcache start` returns it to proxy mode)";
+
 #[derive(Debug)]
 struct Row<'a> {
     spec: &'a CacheSpec,
     state: String,
+    /// `proxy` or `offline`, from the container's label; None when missing.
+    mode: Option<String>,
     uptime_seconds: Option<u64>,
     /// None when the cache is not running.
     stats: Option<Result<ProxyStats, String>>,
@@ -52,17 +58,23 @@ pub fn run(ctx: &Context, args: &SelectArgs) -> Result<()> {
     let rows: Vec<Row> = super::parallel(&specs, |spec| {
         let container = containers.iter().find(|c| c.name() == spec.container);
         let running = container.is_some_and(|c| c.is_running());
-        let stats = running.then(|| match container.and_then(|c| c.host_port(DEBUG_PORT)) {
-            Some(port) => read_stats(&format!("127.0.0.1:{port}")),
-            None => Err(format!(
-                "{} publishes no debug port (created by another tool or an older drcache); \
+        let mode = container
+            .and_then(|c| c.label(LABEL_MODE))
+            .map(str::to_string);
+        let offline = mode.as_deref() == Some(Mode::Offline.as_str());
+        let stats =
+            (running && !offline).then(|| match container.and_then(|c| c.host_port(DEBUG_PORT)) {
+                Some(port) => read_stats(&format!("127.0.0.1:{port}")),
+                None => Err(format!(
+                    "{} publishes no debug port (created by another tool or an older drcache); \
                      `drcache start {}` recreates it, keeping its data",
-                spec.container, spec.registry.name
-            )),
-        });
+                    spec.container, spec.registry.name
+                )),
+            });
         Row {
             spec,
             state: container.map_or_else(|| "missing".to_string(), |c| c.state.clone()),
+            mode,
             uptime_seconds: container.and_then(|c| uptime(c, now)),
             stats,
         }
@@ -104,7 +116,9 @@ fn print_json(rows: &[Row]) {
                 "registry": r.spec.registry.name,
                 "port": r.spec.registry.port,
                 "state": r.state,
-                "running": r.stats.is_some(),
+                "mode": r.mode,
+                "running": r.state == "running",
+                "reason": r.is_offline().then_some(OFFLINE_REASON),
                 "uptime_seconds": r.uptime_seconds,
                 "format": stats.map(|s| s.format),
                 "manifests": stats.map(|s| s.manifests),
@@ -116,6 +130,12 @@ fn print_json(rows: &[Row]) {
         })
         .collect();
     println!("{}", json!({ "caches": caches, "note": RESET_NOTE }));
+}
+
+impl Row<'_> {
+    fn is_offline(&self) -> bool {
+        self.state == "running" && self.mode.as_deref() == Some(Mode::Offline.as_str())
+    }
 }
 
 fn counts_cell(c: &Counts) -> String {
@@ -131,10 +151,10 @@ fn print_table(ctx: &Context, rows: &[Row]) {
         .map(|r| {
             let mut row = vec![
                 r.spec.registry.name.clone(),
-                if r.stats.is_some() {
-                    r.state.clone()
-                } else {
-                    ui.paint(Tone::Warn, &r.state)
+                match (&r.stats, r.is_offline()) {
+                    (_, true) => ui.paint(Tone::Warn, "offline"),
+                    (Some(_), false) => r.state.clone(),
+                    (None, false) => ui.paint(Tone::Warn, &r.state),
                 },
                 r.uptime_seconds.map_or_else(dash, human_duration),
             ];
@@ -177,6 +197,9 @@ fn print_table(ctx: &Context, rows: &[Row]) {
         ui.warn(&p);
     }
     let mut notes = vec![RESET_NOTE];
+    if rows.iter().any(Row::is_offline) {
+        notes.push(OFFLINE_REASON);
+    }
     if rows
         .iter()
         .any(|r| matches!(&r.stats, Some(Ok(s)) if s.format == Format::Registry28))
