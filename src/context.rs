@@ -15,6 +15,9 @@ use crate::podman::Podman;
 use crate::tools;
 use crate::ui::Ui;
 
+/// A registry whose credentials cannot be read here, and why.
+pub type UnreadCredentials = (String, String);
+
 pub struct Context {
     pub ui: Ui,
     pub runner: Runner,
@@ -87,7 +90,7 @@ impl Context {
     pub fn specs_as_started(
         &self,
         names: &[String],
-    ) -> Result<(Vec<CacheSpec>, Vec<(String, String)>)> {
+    ) -> Result<(Vec<CacheSpec>, Vec<UnreadCredentials>)> {
         let mut unknown = Vec::new();
         let specs = self
             .select(names)?
