@@ -133,11 +133,16 @@ mapfile -t LIBS < <(ldd "$REGISTRY_BIN" 2>/dev/null \
     | awk '$2 == "=>" && $3 ~ /^\// { print $3; next } $1 ~ /^\// { print $1 }' \
     | sort -u || true)
 
+# The settings of the official registry:3 image's default config (deletes,
+# blob descriptor cache, debug server, storage health check), so tests see
+# what users run; tests check that a cache with a login keeps every one.
 REGISTRY_CONFIG='version: 0.1
 log:
   fields:
     service: registry
 storage:
+  delete:
+    enabled: true
   cache:
     blobdescriptor: inmemory
   filesystem:
@@ -145,7 +150,17 @@ storage:
 http:
   addr: :5000
   headers:
-    X-Content-Type-Options: [nosniff]'
+    X-Content-Type-Options: [nosniff]
+  debug:
+    addr: :5001
+    prometheus:
+      enabled: true
+      path: /metrics
+health:
+  storagedriver:
+    enabled: true
+    interval: 10s
+    threshold: 3'
 
 NSSWITCH='hosts: files dns'
 

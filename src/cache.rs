@@ -25,7 +25,9 @@ const CONFIG_SECRET_TARGET: &str = "drcache-registry.yml";
 /// enabled (which proxy expiry needs), the in-memory blob descriptor cache,
 /// the storage health check and the debug server; the environment drcache
 /// passes (log level, debug address, proxy TTL) applies on top, as it does
-/// to the image's file. Strings are written as JSON strings, which YAML
+/// to the image's file. The image's `storage.tag.concurrencylimit` is left
+/// out: registry 2.x reads `tag` as a second storage driver and refuses the
+/// whole file. Strings are written as JSON strings, which YAML
 /// reads as double-quoted scalars, so no value can break out of its field.
 pub fn registry_config_yaml(upstream: &str, credentials: &Credentials) -> String {
     let quote = |v: &str| serde_json::to_string(v).expect("a string serializes");
@@ -42,8 +44,6 @@ pub fn registry_config_yaml(upstream: &str, credentials: &Credentials) -> String
                 blobdescriptor: inmemory
               filesystem:
                 rootdirectory: {storage}
-              tag:
-                concurrencylimit: 5
             http:
               addr: :{port}
               headers:

@@ -369,3 +369,41 @@ esac"#,
     let stdin = std::fs::read_to_string(&stdin_log).unwrap();
     assert!(stdin.contains("password: \"pass-51d0\""), "{stdin}");
 }
+
+#[test]
+fn a_hung_podman_is_killed_at_the_command_timeout() {
+    let fake = FakeBin::new();
+    let pid_file = fake.path().join("sleeper.pid");
+    let podman = fake.script(
+        "podman",
+        &format!(
+            "sleep 30 & echo $! > '{}'; echo 'still thinking' >&2; wait",
+            pid_file.display()
+        ),
+    );
+    let started = std::time::Instant::now();
+    let out = run(with_fake(&fake, &podman).args(["--command-timeout", "1", "status"])).expect(1);
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    assert!(
+        out.stderr.contains(
+            "error: `podman ps --all --format json` timed out after 1 s and was killed\n--- stderr\nstill thinking"
+        ),
+        "{}",
+        out.stderr
+    );
+    // The grandchild went with it.
+    let pid = std::fs::read_to_string(&pid_file).unwrap();
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", pid.trim())).unwrap_or_default();
+    assert!(
+        stat.is_empty() || stat.contains(") Z "),
+        "sleep survived: {stat}"
+    );
+    // The same from the environment; 0 is refused.
+    let out = run(with_fake(&fake, &podman)
+        .env("DRCACHE_COMMAND_TIMEOUT", "1")
+        .arg("status"))
+    .expect(1);
+    assert!(out.stderr.contains("timed out after 1 s"), "{}", out.stderr);
+    let out = run(with_fake(&fake, &podman).args(["--command-timeout", "0", "status"])).expect(2);
+    assert!(out.stderr.contains("--command-timeout"), "{}", out.stderr);
+}

@@ -27,6 +27,7 @@ ssh)
     [ "$2 $4 $6 $#" = "-p -n -- 7" ] || exit 99
     node="$W/nodes/$5"
     [ -d "$node" ] || { echo "Node $5 does not exist." >&2; exit 80; }
+    [ -f "$W/hang-$5" ] && sleep 60
     script=$(printf '%s' "$7" | sed -e "s|d=/etc/containerd|d=$node/etc/containerd|" \
         -e "s|c=/etc/containerd|c=$node/etc/containerd|")
     PATH="$W/nodebin:$PATH" NODE_NAME="$5" sh -c "$script" ;;
@@ -505,6 +506,32 @@ fn a_stopped_worker_is_not_reached_and_a_failing_node_does_not_stop_the_others()
     ), "{}", r.stderr);
     assert!(r.stderr.contains("error: could not configure: dr1/dr1"));
     assert!(w.node_certs("dr2-m02").join("quay.io/hosts.toml").exists());
+}
+
+#[test]
+fn a_node_that_hangs_is_that_nodes_failure_and_the_others_go_on() {
+    let w = standard();
+    std::fs::write(w.root().join("hang-dr2-m02"), "").unwrap();
+    let started = std::time::Instant::now();
+    let r = w
+        .drcache(&["--command-timeout", "2", "configure"])
+        .expect(1);
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
+    assert!(
+        r.stderr.contains(
+            "dr2      dr2-m02  -          failed: `minikube ssh -p dr2 -n dr2-m02` failed (timed out after 2 s and was killed)"
+        ),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("error: could not configure: dr2/dr2-m02"),
+        "{}",
+        r.stderr
+    );
+    // The nodes that answer were configured all the same.
+    assert!(w.node_certs("dr2").join("quay.io/hosts.toml").exists());
+    assert!(!w.node_certs("dr2-m02").join("quay.io/hosts.toml").exists());
 }
 
 #[test]

@@ -366,6 +366,10 @@ fn live(mk: &Minikube, profile: &Profile, files: &[HostsFile], op: Op) -> Profil
 /// A failed `minikube ssh` in one line, without the (long) script.
 pub fn ssh_failure(e: &CommandError, profile: &str, machine: &str) -> String {
     let how = match (&e.spawn_error, e.code) {
+        _ if e.timed_out.is_some() => format!(
+            "timed out after {} s and was killed",
+            e.timed_out.unwrap_or_default().as_secs_f64()
+        ),
         (Some(spawn), _) => spawn.clone(),
         (None, Some(code)) => format!("exit status {code}"),
         (None, None) => "killed by a signal".into(),
