@@ -370,7 +370,8 @@ class NetworkCase:
             procs.append(subprocess.Popen(
                 ["unshare", "-m", "sh", "-c", script, "sh", str(self.net_hosts), sock,
                  str(certs), str(d / "pulls.log"), *self.refs()],
-                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True, env=self.env))
+                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True, env=self.env,
+                start_new_session=True))  # a process group: killed with its ctr
         self.pulls = procs
         done = {}
         while len(done) < len(procs):
@@ -378,8 +379,7 @@ class NetworkCase:
                 if i not in done and p.poll() is not None:
                     done[i] = time.perf_counter() - t0
             if time.perf_counter() - t0 > PULL_TIMEOUT_S:
-                for p in procs:
-                    p.kill()
+                self.kill_pulls()
                 raise BenchError(f"{r.case}: pulls not done in {PULL_TIMEOUT_S}s")
             time.sleep(0.02)
         r.node_seconds = [done[i] for i in range(len(procs))]
@@ -398,8 +398,9 @@ class NetworkCase:
 
     def kill_pulls(self):
         for p in getattr(self, "pulls", []):
-            if p.poll() is None:
-                p.kill()
+            if p.poll() is None:  # still running: the group is still ours
+                with contextlib.suppress(OSError):
+                    os.killpg(p.pid, signal.SIGKILL)  # the shell and the ctr it runs
                 p.wait()
 
     def wait_upstream_idle(self):
