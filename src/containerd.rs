@@ -154,6 +154,26 @@ pub fn remove_file(dir: &Path, registry: &str, stop: &Path) -> io::Result<PathBu
     Ok(path)
 }
 
+/// Stop before writing anything when a file drcache did not write is in the way.
+pub fn refuse_foreign(dir: &Path, files: &[HostsFile]) -> anyhow::Result<()> {
+    let foreign = foreign_files(dir, files);
+    if foreign.is_empty() {
+        return Ok(());
+    }
+    let list: Vec<String> = foreign.iter().map(|p| p.display().to_string()).collect();
+    Err(crate::errors::Hinted {
+        message: format!(
+            "not overwriting a hosts.toml that drcache did not write: {}",
+            list.join(", ")
+        ),
+        hint: "move the file away (or delete it) and run again; drcache marks its files with \
+               a first line `# Written by drcache`"
+            .into(),
+        code: crate::errors::exit::FAILURE,
+    }
+    .into())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

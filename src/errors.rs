@@ -5,6 +5,48 @@ use std::fmt;
 use crate::config::ConfigError;
 use crate::exec::CommandError;
 
+/// How a command ended, decided in one place (`main`) from what the
+/// command returned: a finished command returns its status as a value
+/// ("not ready" is an outcome, not an error); an error maps to one too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitStatus {
+    Success,
+    /// A command failed or a change could not be made.
+    Failure,
+    /// Bad command line or invalid configuration; nothing was changed.
+    Usage,
+    /// Ran fine, but something is not ready / not set up.
+    NotReady,
+    /// A required tool is not installed.
+    ToolMissing,
+    /// Ctrl-C.
+    Interrupted,
+}
+
+impl ExitStatus {
+    pub fn code(self) -> i32 {
+        match self {
+            ExitStatus::Success => exit::OK,
+            ExitStatus::Failure => exit::FAILURE,
+            ExitStatus::Usage => exit::USAGE,
+            ExitStatus::NotReady => exit::NOT_READY,
+            ExitStatus::ToolMissing => exit::TOOL_MISSING,
+            ExitStatus::Interrupted => crate::interrupt::EXIT_INTERRUPTED,
+        }
+    }
+
+    fn from_code(code: i32) -> ExitStatus {
+        match code {
+            exit::OK => ExitStatus::Success,
+            exit::USAGE => ExitStatus::Usage,
+            exit::NOT_READY => ExitStatus::NotReady,
+            exit::TOOL_MISSING => ExitStatus::ToolMissing,
+            crate::interrupt::EXIT_INTERRUPTED => ExitStatus::Interrupted,
+            _ => ExitStatus::Failure,
+        }
+    }
+}
+
 /// Exit statuses, documented in the README.
 pub mod exit {
     pub const OK: i32 = 0;
@@ -44,49 +86,17 @@ impl fmt::Display for Hinted {
 }
 impl std::error::Error for Hinted {}
 
-/// A command ran to completion but reported a state that is not OK; the
-/// report has been printed already.
-#[derive(Debug)]
-pub struct Unsatisfied {
-    pub message: String,
-    pub code: i32,
-}
-
-impl fmt::Display for Unsatisfied {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
-    }
-}
-impl std::error::Error for Unsatisfied {}
-
-/// Ctrl-C ended the run after the step in progress finished.
-#[derive(Debug)]
-pub struct Interrupted;
-
-impl fmt::Display for Interrupted {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("interrupted: the step in progress was finished, nothing new was started")
-    }
-}
-impl std::error::Error for Interrupted {}
-
 /// The exit status for an error: the first cause that decides one wins.
-pub fn exit_code(err: &anyhow::Error) -> i32 {
+pub fn exit_status(err: &anyhow::Error) -> ExitStatus {
     for cause in err.chain() {
-        if cause.is::<Interrupted>() {
-            return crate::interrupt::EXIT_INTERRUPTED;
-        }
         if cause.is::<UsageError>() || cause.is::<ConfigError>() {
-            return exit::USAGE;
+            return ExitStatus::Usage;
         }
         if let Some(h) = cause.downcast_ref::<Hinted>() {
-            return h.code;
-        }
-        if let Some(u) = cause.downcast_ref::<Unsatisfied>() {
-            return u.code;
+            return ExitStatus::from_code(h.code);
         }
     }
-    exit::FAILURE
+    ExitStatus::Failure
 }
 
 /// The `hint:` for an error, from the first cause that knows one.

@@ -57,8 +57,8 @@ proptest! {
             let text = format!("{:#}", e);
             prop_assert!(text.contains("minikube status"));
         }
-        let _ = minikube::parse_sync(&text);
-        let _ = minikube::parse_checks(&text);
+        let _ = minikube::node_scripts::parse_sync(&text);
+        let _ = minikube::node_scripts::parse_checks(&text);
     }
 
     #[test]

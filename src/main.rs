@@ -1,5 +1,8 @@
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
 mod cache;
 mod cli;
+mod cluster;
 mod commands;
 mod config;
 mod containerd;
@@ -18,6 +21,7 @@ mod lock;
 mod metrics;
 mod minikube;
 mod oci;
+mod parallel;
 mod podman;
 mod reconcile;
 mod registry_http;
@@ -30,13 +34,17 @@ use clap::Parser;
 
 use crate::cli::{Cli, Command};
 use crate::context::Context;
-use crate::ui::{Tone, Ui};
+use crate::errors::ExitStatus;
+use crate::ui::Ui;
 
-fn run(cli: &Cli) -> anyhow::Result<()> {
+fn run(cli: &Cli) -> anyhow::Result<ExitStatus> {
     // These need no configuration: they work even with a broken config file.
     match &cli.command {
         Command::Completions(args) => return commands::completions::completions(args),
-        Command::Man(args) => return commands::completions::man(args),
+        Command::Man(args) => {
+            let ui = Ui::new(cli.global.verbose, cli.global.quiet, cli.global.color);
+            return commands::completions::man(args, &ui);
+        }
         _ => {}
     }
     let ctx = Context::new(&cli.global)?;
@@ -60,20 +68,14 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
 fn main() {
     let cli = Cli::parse();
     interrupt::install();
-    let Err(err) = run(&cli) else {
-        std::process::exit(errors::exit::OK);
-    };
-    let ui = Ui::new(false, false, cli.global.color);
-    eprintln!("{} {err}", ui.paint(Tone::Bad, "error:"));
-    let causes: Vec<String> = err.chain().skip(1).map(ToString::to_string).collect();
-    if !causes.is_empty() {
-        eprintln!("\nCaused by:");
-        for cause in causes {
-            eprintln!("    {}", cause.replace('\n', "\n    "));
+    let status = match run(&cli) {
+        Ok(status) => status,
+        Err(err) => {
+            let ui = Ui::new(false, false, cli.global.color);
+            let causes: Vec<String> = err.chain().skip(1).map(ToString::to_string).collect();
+            ui.error_chain(&err.to_string(), &causes, errors::hint(&err).as_deref());
+            errors::exit_status(&err)
         }
-    }
-    if let Some(hint) = errors::hint(&err) {
-        eprintln!("{} {hint}", ui.paint(Tone::Warn, "hint:"));
-    }
-    std::process::exit(errors::exit_code(&err));
+    };
+    std::process::exit(status.code());
 }

@@ -1,6 +1,9 @@
-//! Human output: everything here goes to stderr, so stdout stays for data.
+//! All output: human lines go to stderr, data (`--json`, `hosts-toml`) to
+//! stdout. This is the only module that prints; the crate denies print
+//! macros everywhere else.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 
 use clap::ValueEnum;
 
@@ -116,6 +119,56 @@ impl Ui {
 
     pub fn warn(&self, message: &str) {
         eprintln!("{} {message}", self.paint(Tone::Warn, "warning:"));
+    }
+
+    /// A block for people that the command shows whatever `-q` says (a
+    /// table the user asked for, failed checks); the caller decides.
+    pub fn human(&self, text: &str) {
+        eprintln!("{text}");
+    }
+
+    /// A finished command's verdict when it is not success ("2 of 5 checks
+    /// failed"): shown even with `-q`, like an error, though it is an outcome.
+    pub fn verdict(&self, message: &str) {
+        eprintln!("{} {message}", self.paint(Tone::Bad, "error:"));
+    }
+
+    /// An error with its causes and the hint, as `main` reports it.
+    pub fn error_chain(&self, message: &str, causes: &[String], hint: Option<&str>) {
+        eprintln!("{} {message}", self.paint(Tone::Bad, "error:"));
+        if !causes.is_empty() {
+            eprintln!("\nCaused by:");
+            for cause in causes {
+                eprintln!("    {}", cause.replace('\n', "\n    "));
+            }
+        }
+        if let Some(hint) = hint {
+            eprintln!("{} {hint}", self.paint(Tone::Warn, "hint:"));
+        }
+    }
+
+    /// One line of data on stdout.
+    pub fn data(&self, line: &str) {
+        write_stdout(&format!("{line}\n"));
+    }
+
+    /// Data on stdout as it is (the caller ends its lines).
+    pub fn data_raw(&self, text: &str) {
+        write_stdout(text);
+    }
+}
+
+/// Write to stdout; a reader that went away (`drcache status --json | head`)
+/// ends the program quietly, as a pipe's writer should.
+fn write_stdout(text: &str) {
+    let mut out = std::io::stdout().lock();
+    let result = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+    if let Err(e) = result {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("error: cannot write to stdout: {e}");
+        std::process::exit(1);
     }
 }
 

@@ -170,7 +170,7 @@ fn inside_firewalld_namespace() {
     assert_eq!(fw(offline, &["--delete-service=offline-check"]).0, 0);
 
     // Not set up yet.
-    let out = run(&mut drcache(&["setup-host", "--check"])).expect(1);
+    let out = run(&mut drcache(&["setup-host", "--check"])).expect(3);
     assert!(
         out.stderr
             .contains("missing: firewalld has no service registry-cache"),
@@ -268,7 +268,7 @@ fn inside_firewalld_namespace() {
         "{:?}",
         fake.calls()
     );
-    let out = run(&mut drcache(&["setup-host", "--check"])).expect(1);
+    let out = run(&mut drcache(&["setup-host", "--check"])).expect(3);
     assert!(
         out.stderr.contains("the configuration needs 5051-5055/tcp"),
         "{}",
@@ -304,7 +304,7 @@ fn inside_firewalld_namespace() {
         101
     );
     assert_eq!(firewall_cmd(&["--reload"]).0, 0);
-    run(&mut drcache(&["setup-host", "--check"])).expect(1);
+    run(&mut drcache(&["setup-host", "--check"])).expect(3);
     let out = run(&mut drcache(&["setup-host", "--undo"])).expect(0);
     assert!(out.stderr.contains("nothing to undo"), "{}", out.stderr);
 

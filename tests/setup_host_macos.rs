@@ -296,7 +296,7 @@ fn check_reports_what_is_missing_and_changes_nothing() {
     let mut mac = Mac::new();
     let gvproxy = real(&mac.install_pkg());
     let out = mac.run(&["setup-host", "--check"]);
-    let out = out.expect(1);
+    let out = out.expect(3);
     assert!(
         out.stderr.contains(&format!(
             "missing: {gvproxy} is not in the application firewall"
@@ -306,7 +306,7 @@ fn check_reports_what_is_missing_and_changes_nothing() {
     );
     mac.set_state("blocked");
     let out = mac.run(&["setup-host", "--check"]);
-    let out = out.expect(1);
+    let out = out.expect(3);
     assert!(out
         .stderr
         .contains("missing: the application firewall blocks incoming connections"));
@@ -466,10 +466,10 @@ fn one_cache_config(mac: &Mac) -> PathBuf {
 fn start_warns_when_gvproxy_is_not_allowed() {
     let mut mac = Mac::new();
     let gvproxy = real(&mac.install_pkg());
-    // Only what `start --dry-run` asks: no containers, no volumes.
+    // Only what `start --dry-run` asks: no containers, no volumes, the image is here.
     mac.podman = mac.fake.script_at(
         &mac.root().join("opt/podman/bin/podman"),
-        r#"case "$*" in "ps --all --format json"|"volume ls --format json") echo "[]" ;; *) exit 99 ;; esac"#,
+        r#"case "$*" in "ps --all --format json"|"volume ls --format json") echo "[]" ;; "image exists docker.io/library/registry:3") ;; *) exit 99 ;; esac"#,
     );
     let config = one_cache_config(&mac);
     let start = |mac: &Mac| {
@@ -505,7 +505,7 @@ fn start_on_linux_does_not_ask_socketfilterfw() {
     mac.install_pkg();
     mac.podman = mac.fake.script_at(
         &mac.root().join("opt/podman/bin/podman"),
-        r#"case "$*" in "ps --all --format json"|"volume ls --format json") echo "[]" ;; *) exit 99 ;; esac"#,
+        r#"case "$*" in "ps --all --format json"|"volume ls --format json") echo "[]" ;; "image exists docker.io/library/registry:3") ;; *) exit 99 ;; esac"#,
     );
     let config = one_cache_config(&mac);
     let out = run(mac

@@ -3,10 +3,11 @@ use anyhow::Result;
 use crate::cache::{LABEL_PREFIX, LABEL_REGISTRY};
 use crate::cli::CleanArgs;
 use crate::context::Context;
+use crate::errors::ExitStatus;
 use crate::lock;
 use crate::reconcile::Facts;
 
-pub fn run(ctx: &Context, args: &CleanArgs) -> Result<()> {
+pub fn run(ctx: &Context, args: &CleanArgs) -> Result<ExitStatus> {
     let specs = ctx.specs(&args.select.registries)?;
     let podman = ctx.podman()?;
     let _lock = lock::acquire(&ctx.config.prefix, || {
@@ -88,13 +89,11 @@ pub fn run(ctx: &Context, args: &CleanArgs) -> Result<()> {
                 })
             })
             .collect();
-        println!(
-            "{}",
-            serde_json::json!({ "dry_run": ctx.dry_run, "caches": caches })
-        );
+        ctx.ui
+            .data(&serde_json::json!({ "dry_run": ctx.dry_run, "caches": caches }).to_string());
     }
     if containers.is_empty() && volumes.is_empty() && secrets.is_empty() {
         ctx.ui.info("nothing to clean");
     }
-    Ok(())
+    Ok(ExitStatus::Success)
 }

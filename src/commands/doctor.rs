@@ -4,18 +4,18 @@ use serde_json::json;
 use crate::cli::SelectArgs;
 use crate::context::Context;
 use crate::doctor;
-use crate::errors::{exit, Unsatisfied};
+use crate::errors::ExitStatus;
 use crate::ui::Tone;
 
-pub fn run(ctx: &Context, args: &SelectArgs) -> Result<()> {
+pub fn run(ctx: &Context, args: &SelectArgs) -> Result<ExitStatus> {
     let (specs, credentials_unknown) = ctx.specs_as_started(&args.registries)?;
-    let mut inputs = doctor::gather(ctx, specs);
-    inputs.credentials_unknown = credentials_unknown;
+    let inputs = doctor::gather(ctx, specs, credentials_unknown);
     let checks = doctor::run_checks(&inputs);
     let failed = checks.iter().filter(|c| !c.ok).count();
 
     if ctx.json {
-        println!("{}", json!({ "ok": failed == 0, "checks": checks }));
+        ctx.ui
+            .data(&json!({ "ok": failed == 0, "checks": checks }).to_string());
     } else {
         let ui = &ctx.ui;
         let width = checks.iter().map(|c| c.name.len()).max().unwrap_or(0);
@@ -31,20 +31,22 @@ pub fn run(ctx: &Context, args: &SelectArgs) -> Result<()> {
             };
             // Continuation lines (a command's stderr) stay in the detail column.
             let detail = c.detail.replace('\n', &format!("\n     {:width$}  ", ""));
-            eprintln!("{mark} {:<width$}  {detail}", c.name);
+            ui.human(&format!("{mark} {:<width$}  {detail}", c.name));
             if let Some(fix) = &c.fix {
                 let label = if c.note { "tip:" } else { "fix:" };
-                eprintln!("     {:<width$}  {} {fix}", "", ui.paint(Tone::Warn, label));
+                ui.human(&format!(
+                    "     {:<width$}  {} {fix}",
+                    "",
+                    ui.paint(Tone::Warn, label)
+                ));
             }
         }
     }
     if failed == 0 {
         ctx.ui.info(&format!("all {} checks passed", checks.len()));
-        return Ok(());
+        return Ok(ExitStatus::Success);
     }
-    Err(Unsatisfied {
-        message: format!("{failed} of {} checks failed", checks.len()),
-        code: exit::NOT_READY,
-    }
-    .into())
+    ctx.ui
+        .verdict(&format!("{failed} of {} checks failed", checks.len()));
+    Ok(ExitStatus::NotReady)
 }

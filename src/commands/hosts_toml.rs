@@ -4,9 +4,9 @@ use serde_json::json;
 use crate::cli::HostsTomlArgs;
 use crate::containerd::{self, HostsFile};
 use crate::context::Context;
-use crate::errors::{exit, Hinted, UsageError};
+use crate::errors::{ExitStatus, UsageError};
 
-pub fn run(ctx: &Context, args: &HostsTomlArgs) -> Result<()> {
+pub fn run(ctx: &Context, args: &HostsTomlArgs) -> Result<ExitStatus> {
     let registries = ctx.select(&args.select.registries)?;
     let host = args.host.as_deref().unwrap_or(&ctx.config.host);
     let files = containerd::hosts_files(&registries, host)
@@ -14,13 +14,13 @@ pub fn run(ctx: &Context, args: &HostsTomlArgs) -> Result<()> {
 
     let Some(dir) = &args.out else {
         if ctx.json {
-            println!("{}", report(&files, None));
+            ctx.ui.data(&report(&files, None).to_string());
         } else {
-            print!("{}", listing(&files));
+            ctx.ui.data_raw(&listing(&files));
         }
-        return Ok(());
+        return Ok(ExitStatus::Success);
     };
-    refuse_foreign(dir, &files)?;
+    containerd::refuse_foreign(dir, &files)?;
     if ctx.dry_run {
         for f in &files {
             ctx.ui.info(&format!(
@@ -36,9 +36,9 @@ pub fn run(ctx: &Context, args: &HostsTomlArgs) -> Result<()> {
         }
     }
     if ctx.json {
-        println!("{}", report(&files, Some(dir)));
+        ctx.ui.data(&report(&files, Some(dir)).to_string());
     }
-    Ok(())
+    Ok(ExitStatus::Success)
 }
 
 /// Every file, each after a `==> <registry>/hosts.toml <==` line.
@@ -63,26 +63,6 @@ fn report(files: &[HostsFile], dir: Option<&std::path::Path>) -> serde_json::Val
         })
         .collect();
     json!({ "files": files })
-}
-
-/// Stop before writing anything when a file drcache did not write is in the way.
-pub fn refuse_foreign(dir: &std::path::Path, files: &[HostsFile]) -> Result<()> {
-    let foreign = containerd::foreign_files(dir, files);
-    if foreign.is_empty() {
-        return Ok(());
-    }
-    let list: Vec<String> = foreign.iter().map(|p| p.display().to_string()).collect();
-    Err(Hinted {
-        message: format!(
-            "not overwriting a hosts.toml that drcache did not write: {}",
-            list.join(", ")
-        ),
-        hint: "move the file away (or delete it) and run again; drcache marks its files with \
-               a first line `# Written by drcache`"
-            .into(),
-        code: exit::FAILURE,
-    }
-    .into())
 }
 
 #[cfg(test)]

@@ -2,11 +2,11 @@ use anyhow::Result;
 
 use crate::cli::SetupHostArgs;
 use crate::context::Context;
-use crate::errors::{exit, Unsatisfied};
+use crate::errors::ExitStatus;
 use crate::host::{self, Mode, Options, State};
 use crate::ui::Tone;
 
-pub fn run(ctx: &Context, args: &SetupHostArgs) -> Result<()> {
+pub fn run(ctx: &Context, args: &SetupHostArgs) -> Result<ExitStatus> {
     let mode = match (args.check, args.undo) {
         (true, _) => Mode::Check,
         (_, true) => Mode::Undo,
@@ -20,23 +20,22 @@ pub fn run(ctx: &Context, args: &SetupHostArgs) -> Result<()> {
         },
     )?;
     if ctx.json {
-        println!("{}", report.to_json());
+        ctx.ui.data(&report.to_json().to_string());
     }
     for line in &report.missing {
         ctx.ui
             .info(&format!("{} {line}", ctx.ui.paint(Tone::Bad, "missing:")));
     }
     if report.state == State::Missing {
-        return Err(Unsatisfied {
-            message: "the host is not set up for the caches: run `drcache setup-host`".into(),
-            code: exit::FAILURE,
-        }
-        .into());
+        // A check's "no" is an outcome, as for every other check: exit 3.
+        ctx.ui
+            .verdict("the host is not set up for the caches: run `drcache setup-host`");
+        return Ok(ExitStatus::NotReady);
     }
     let tone = match report.state {
         State::WouldChange => Tone::Warn,
         _ => Tone::Good,
     };
     ctx.ui.info(&ctx.ui.paint(tone, &report.summary));
-    Ok(())
+    Ok(ExitStatus::Success)
 }

@@ -6,7 +6,7 @@ use serde_json::json;
 use crate::cache::{CacheSpec, Mode};
 use crate::cli::StartArgs;
 use crate::context::Context;
-use crate::errors::{exit, Interrupted, Unsatisfied};
+use crate::errors::ExitStatus;
 use crate::interrupt;
 use crate::lock;
 use crate::podman::Podman;
@@ -14,7 +14,7 @@ use crate::reconcile::{self, Facts, Outcome};
 use crate::registry_http::Probe;
 use crate::ui::Tone;
 
-pub fn run(ctx: &Context, args: &StartArgs) -> Result<()> {
+pub fn run(ctx: &Context, args: &StartArgs) -> Result<ExitStatus> {
     let mode = if args.offline {
         Mode::Offline
     } else {
@@ -41,7 +41,7 @@ pub fn run(ctx: &Context, args: &StartArgs) -> Result<()> {
                 specs.len()
             ))
         };
-        let outcomes = super::parallel(&specs, |spec| {
+        let outcomes = crate::parallel::map(&specs, |spec| {
             let problem = image_problems
                 .iter()
                 .find(|(image, _)| *image == spec.image)
@@ -54,7 +54,7 @@ pub fn run(ctx: &Context, args: &StartArgs) -> Result<()> {
 
     if ctx.json {
         let caches: Vec<_> = outcomes.iter().map(outcome_json).collect();
-        println!("{}", json!({ "caches": caches }));
+        ctx.ui.data(&json!({ "caches": caches }).to_string());
     }
     for o in &outcomes {
         ctx.ui.info(&describe(ctx, o));
@@ -63,9 +63,15 @@ pub fn run(ctx: &Context, args: &StartArgs) -> Result<()> {
         ctx.ui.warn(&warning);
     }
     if interrupt::requested() {
-        return Err(Interrupted.into());
+        ctx.ui
+            .verdict("interrupted: the step in progress was finished, nothing new was started");
+        return Ok(ExitStatus::Interrupted);
     }
-    summarize(&outcomes, ctx.dry_run)
+    let (status, verdict) = summarize(&outcomes, ctx.dry_run);
+    if let Some(verdict) = verdict {
+        ctx.ui.verdict(&verdict);
+    }
+    Ok(status)
 }
 
 /// Make sure every image a container will be created from is here, before
@@ -187,23 +193,21 @@ fn describe(ctx: &Context, o: &Outcome) -> String {
         .to_string()
 }
 
-fn summarize(outcomes: &[Outcome], dry_run: bool) -> Result<()> {
+/// The command's status and, unless all went well, the line that says why.
+fn summarize(outcomes: &[Outcome], dry_run: bool) -> (ExitStatus, Option<String>) {
     let failed: Vec<&str> = outcomes
         .iter()
         .filter(|o| !o.ok())
         .map(|o| o.registry.as_str())
         .collect();
     if !failed.is_empty() {
-        return Err(Unsatisfied {
-            message: format!(
-                "{} of {} caches failed: {}",
-                failed.len(),
-                outcomes.len(),
-                failed.join(", ")
-            ),
-            code: exit::FAILURE,
-        }
-        .into());
+        let line = format!(
+            "{} of {} caches failed: {}",
+            failed.len(),
+            outcomes.len(),
+            failed.join(", ")
+        );
+        return (ExitStatus::Failure, Some(line));
     }
     let not_ready: Vec<&str> = outcomes
         .iter()
@@ -211,16 +215,13 @@ fn summarize(outcomes: &[Outcome], dry_run: bool) -> Result<()> {
         .map(|o| o.registry.as_str())
         .collect();
     if !not_ready.is_empty() {
-        return Err(Unsatisfied {
-            message: format!(
-                "not ready in time: {}; see `drcache status` and `podman logs <container>`",
-                not_ready.join(", ")
-            ),
-            code: exit::NOT_READY,
-        }
-        .into());
+        let line = format!(
+            "not ready in time: {}; see `drcache status` and `podman logs <container>`",
+            not_ready.join(", ")
+        );
+        return (ExitStatus::NotReady, Some(line));
     }
-    Ok(())
+    (ExitStatus::Success, None)
 }
 
 /// Say once per cache (remembered in the state directory) what an

@@ -4,10 +4,10 @@ use serde_json::json;
 use crate::cache::{CacheSpec, Mode, DEBUG_PORT, LABEL_MODE};
 use crate::cli::SelectArgs;
 use crate::context::Context;
-use crate::errors::{exit, Unsatisfied};
+use crate::errors::ExitStatus;
 use crate::metrics::{self, Counts, DebugVars, Format, Metrics, ProxyStats};
 use crate::registry_http;
-use crate::ui::{human_bytes, human_duration, table, Tone};
+use crate::ui::{human_bytes, human_duration, table, Tone, Ui};
 
 use super::status::{now_unix, uptime};
 
@@ -50,12 +50,12 @@ fn read_stats(debug_addr: &str) -> Result<ProxyStats, String> {
     metrics::proxy_stats(&metrics, vars.as_ref())
 }
 
-pub fn run(ctx: &Context, args: &SelectArgs) -> Result<()> {
+pub fn run(ctx: &Context, args: &SelectArgs) -> Result<ExitStatus> {
     let specs = ctx.specs(&args.registries)?;
     let podman = ctx.podman()?;
     let containers = podman.containers()?;
     let now = now_unix();
-    let rows: Vec<Row> = super::parallel(&specs, |spec| {
+    let rows: Vec<Row> = crate::parallel::map(&specs, |spec| {
         let container = containers.iter().find(|c| c.name() == spec.container);
         let running = container.is_some_and(|c| c.is_running());
         let mode = container
@@ -81,7 +81,7 @@ pub fn run(ctx: &Context, args: &SelectArgs) -> Result<()> {
     });
 
     if ctx.json {
-        print_json(&rows);
+        print_json(&ctx.ui, &rows);
     } else if !ctx.ui.quiet {
         print_table(ctx, &rows);
     }
@@ -93,17 +93,16 @@ pub fn run(ctx: &Context, args: &SelectArgs) -> Result<()> {
         })
         .collect();
     if failed.is_empty() {
-        Ok(())
-    } else {
-        Err(Unsatisfied {
-            message: format!("cannot read the counters of {}", failed.join("; ")),
-            code: exit::FAILURE,
-        }
-        .into())
+        return Ok(ExitStatus::Success);
     }
+    ctx.ui.verdict(&format!(
+        "cannot read the counters of {}",
+        failed.join("; ")
+    ));
+    Ok(ExitStatus::Failure)
 }
 
-fn print_json(rows: &[Row]) {
+fn print_json(ui: &Ui, rows: &[Row]) {
     let caches: Vec<_> = rows
         .iter()
         .map(|r| {
@@ -129,7 +128,7 @@ fn print_json(rows: &[Row]) {
             })
         })
         .collect();
-    println!("{}", json!({ "caches": caches, "note": RESET_NOTE }));
+    ui.data(&json!({ "caches": caches, "note": RESET_NOTE }).to_string());
 }
 
 impl Row<'_> {
@@ -177,22 +176,19 @@ fn print_table(ctx: &Context, rows: &[Row]) {
             row
         })
         .collect();
-    eprintln!(
-        "{}",
-        table(
-            &[
-                "REGISTRY",
-                "STATE",
-                "UP",
-                "MANIFESTS req/hit/miss",
-                "BLOBS req/hit/miss",
-                "HIT RATE",
-                "FROM UPSTREAM",
-                "SERVED"
-            ],
-            &cells
-        )
-    );
+    ui.human(&table(
+        &[
+            "REGISTRY",
+            "STATE",
+            "UP",
+            "MANIFESTS req/hit/miss",
+            "BLOBS req/hit/miss",
+            "HIT RATE",
+            "FROM UPSTREAM",
+            "SERVED",
+        ],
+        &cells,
+    ));
     for p in problems {
         ui.warn(&p);
     }
@@ -207,6 +203,6 @@ fn print_table(ctx: &Context, rows: &[Row]) {
         notes.push(DOUBLE_FETCH_NOTE);
     }
     for note in notes {
-        eprintln!("{}", ui.paint(Tone::Dim, &format!("note: {note}")));
+        ui.human(&ui.paint(Tone::Dim, &format!("note: {note}")));
     }
 }

@@ -6,7 +6,7 @@ use serde_json::json;
 use crate::cache::{CacheSpec, LABEL_MODE};
 use crate::cli::SelectArgs;
 use crate::context::Context;
-use crate::errors::{exit, Unsatisfied};
+use crate::errors::ExitStatus;
 use crate::hostinfo::{self, HostOs};
 use crate::podman::Container;
 use crate::reconcile::Facts;
@@ -43,14 +43,14 @@ pub fn now_unix() -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
-pub fn run(ctx: &Context, args: &SelectArgs) -> Result<()> {
+pub fn run(ctx: &Context, args: &SelectArgs) -> Result<ExitStatus> {
     let specs = ctx.specs(&args.registries)?;
     let podman = ctx.podman()?;
     let facts = Facts::read(&podman)?;
     // On macOS the volume's mountpoint is a path inside the podman machine.
     let volumes_readable = hostinfo::host_os() != HostOs::Macos;
     let now = now_unix();
-    let rows: Vec<Row> = super::parallel(&specs, |spec| {
+    let rows: Vec<Row> = crate::parallel::map(&specs, |spec| {
         let container = facts.container(&spec.container);
         let running = container.is_some_and(|c| c.is_running());
         let volume = facts.volume(&spec.volume);
@@ -97,7 +97,7 @@ pub fn run(ctx: &Context, args: &SelectArgs) -> Result<()> {
                 })
             })
             .collect();
-        println!("{}", json!({ "caches": caches }));
+        ctx.ui.data(&json!({ "caches": caches }).to_string());
     } else if !ctx.ui.quiet {
         let ui = &ctx.ui;
         let dash = || "-".to_string();
@@ -126,16 +126,13 @@ pub fn run(ctx: &Context, args: &SelectArgs) -> Result<()> {
                 ]
             })
             .collect();
-        eprintln!(
-            "{}",
-            table(
-                &[
-                    "REGISTRY", "PORT", "STATE", "READY", "MODE", "REPOS", "DISK", "UP",
-                    "UPSTREAM", "IMAGE"
-                ],
-                &cells
-            )
-        );
+        ui.human(&table(
+            &[
+                "REGISTRY", "PORT", "STATE", "READY", "MODE", "REPOS", "DISK", "UP", "UPSTREAM",
+                "IMAGE",
+            ],
+            &cells,
+        ));
     }
     let not_ready: Vec<&str> = rows
         .iter()
@@ -143,14 +140,13 @@ pub fn run(ctx: &Context, args: &SelectArgs) -> Result<()> {
         .map(|r| r.spec.registry.name.as_str())
         .collect();
     if not_ready.is_empty() {
-        Ok(())
-    } else {
-        Err(Unsatisfied {
-            message: format!("not ready: {}; run `drcache start`", not_ready.join(", ")),
-            code: exit::NOT_READY,
-        }
-        .into())
+        return Ok(ExitStatus::Success);
     }
+    ctx.ui.verdict(&format!(
+        "not ready: {}; run `drcache start`",
+        not_ready.join(", ")
+    ));
+    Ok(ExitStatus::NotReady)
 }
 
 #[cfg(test)]

@@ -2,9 +2,10 @@ use anyhow::Result;
 
 use crate::cli::SelectArgs;
 use crate::context::Context;
+use crate::errors::ExitStatus;
 use crate::lock;
 
-pub fn run(ctx: &Context, args: &SelectArgs) -> Result<()> {
+pub fn run(ctx: &Context, args: &SelectArgs) -> Result<ExitStatus> {
     let specs = ctx.specs(&args.registries)?;
     let podman = ctx.podman()?;
     let _lock = lock::acquire(&ctx.config.prefix, || {
@@ -48,13 +49,14 @@ pub fn run(ctx: &Context, args: &SelectArgs) -> Result<()> {
                 })
             })
             .collect();
-        println!("{}", serde_json::json!({ "caches": caches }));
+        ctx.ui
+            .data(&serde_json::json!({ "caches": caches }).to_string());
     }
     if running.is_empty() {
         ctx.ui.info("no cache is running");
-        return Ok(());
+        return Ok(ExitStatus::Success);
     }
     let verb = if ctx.dry_run { "would stop" } else { "stopped" };
     ctx.ui.info(&format!("{verb}: {}", running.join(", ")));
-    Ok(())
+    Ok(ExitStatus::Success)
 }

@@ -8,7 +8,7 @@ use serde_json::json;
 
 use crate::cli::WarmArgs;
 use crate::context::Context;
-use crate::errors::{exit, Hinted, Unsatisfied, UsageError};
+use crate::errors::{exit, ExitStatus, Hinted, UsageError};
 use crate::imageref;
 use crate::oci::Platforms;
 use crate::registry_http;
@@ -39,7 +39,7 @@ fn inputs(args: &WarmArgs) -> Result<(Vec<String>, Vec<String>)> {
     Ok(imageref::parse_list(&text))
 }
 
-pub fn run(ctx: &Context, args: &WarmArgs) -> Result<()> {
+pub fn run(ctx: &Context, args: &WarmArgs) -> Result<ExitStatus> {
     let platforms = Platforms::parse(&args.platform).map_err(UsageError)?;
     let (refs, skipped) = inputs(args)?;
     for id in &skipped {
@@ -87,7 +87,7 @@ pub fn run(ctx: &Context, args: &WarmArgs) -> Result<()> {
     caches.sort();
     caches.dedup();
     let down: Vec<String> =
-        super::parallel(&caches, |(name, addr)| match registry_http::probe(addr) {
+        crate::parallel::map(&caches, |(name, addr)| match registry_http::probe(addr) {
             p if p.is_ready() => None,
             _ => Some(format!("{name} ({addr})")),
         })
@@ -110,7 +110,7 @@ pub fn run(ctx: &Context, args: &WarmArgs) -> Result<()> {
                 t.image, t.cache, t.addr
             ));
         }
-        return Ok(());
+        return Ok(ExitStatus::Success);
     }
 
     let started = Instant::now();
@@ -139,9 +139,8 @@ pub fn run(ctx: &Context, args: &WarmArgs) -> Result<()> {
                 })
             })
             .collect();
-        println!(
-            "{}",
-            json!({
+        ctx.ui.data(
+            &json!({
                 "images": images,
                 "platforms": platforms.to_string(),
                 "manifests": manifests,
@@ -149,6 +148,7 @@ pub fn run(ctx: &Context, args: &WarmArgs) -> Result<()> {
                 "bytes": bytes,
                 "seconds": round_ms(elapsed.as_secs_f64()),
             })
+            .to_string(),
         );
     }
     let failed: Vec<&ImageResult> = results.iter().filter(|r| r.error.is_some()).collect();
@@ -161,22 +161,19 @@ pub fn run(ctx: &Context, args: &WarmArgs) -> Result<()> {
         human_bytes((bytes as f64 / secs.max(0.001)) as u64),
     ));
     if failed.is_empty() {
-        return Ok(());
+        return Ok(ExitStatus::Success);
     }
-    Err(Unsatisfied {
-        message: format!(
-            "{} of {} images failed:\n{}",
-            failed.len(),
-            results.len(),
-            failed
-                .iter()
-                .map(|r| format!("  {}: {}", r.target.input, r.error.as_deref().unwrap_or("")))
-                .collect::<Vec<_>>()
-                .join("\n")
-        ),
-        code: exit::FAILURE,
-    }
-    .into())
+    ctx.ui.verdict(&format!(
+        "{} of {} images failed:\n{}",
+        failed.len(),
+        results.len(),
+        failed
+            .iter()
+            .map(|r| format!("  {}: {}", r.target.input, r.error.as_deref().unwrap_or("")))
+            .collect::<Vec<_>>()
+            .join("\n")
+    ));
+    Ok(ExitStatus::Failure)
 }
 
 fn round_ms(seconds: f64) -> f64 {
@@ -244,7 +241,7 @@ impl<'a> Progress<'a> {
             Some(m) => {
                 let _ = m.println(line);
             }
-            None => eprintln!("{line}"),
+            None => self.ui.human(line),
         }
     }
 }
