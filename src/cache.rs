@@ -1,9 +1,8 @@
 //! One cache's desired state: its names, labels and the container it runs.
 
-use sha2::{Digest, Sha256};
-
 use crate::config::{Config, Registry};
 use crate::credentials::Credentials;
+use crate::digest::short_sha256;
 use crate::podman::RunSpec;
 
 /// Labels drcache puts on what it owns.
@@ -100,12 +99,6 @@ impl Mode {
             Mode::Offline => "offline",
         }
     }
-}
-
-/// The first 16 hex digits of the SHA-256 of `data`: short enough for a
-/// label, long enough that a changed definition never keeps its value.
-pub fn short_sha256(data: &[u8]) -> String {
-    format!("{:x}", Sha256::digest(data))[..16].to_string()
 }
 
 /// `<prefix>-<registry with '.' and ':' as '-'>`, the container and volume name.

@@ -36,7 +36,7 @@ impl Credentials {
             &self.username,
             &self.password,
         ];
-        crate::cache::short_sha256(parts.join("\0").as_bytes())
+        crate::digest::short_sha256(parts.join("\0").as_bytes())
     }
 }
 

@@ -2,12 +2,14 @@
 
 mod cache;
 mod cli;
+mod clock;
 mod cluster;
 mod commands;
 mod config;
 mod containerd;
 mod context;
 mod credentials;
+mod digest;
 mod doctor;
 mod errors;
 mod exec;

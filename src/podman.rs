@@ -49,6 +49,12 @@ impl Container {
         self.state == "running"
     }
 
+    /// Seconds since a running container started, at `now` (Unix seconds).
+    pub fn uptime(&self, now: i64) -> Option<u64> {
+        (self.is_running() && self.started_at > 0)
+            .then(|| now.saturating_sub(self.started_at).max(0) as u64)
+    }
+
     /// The host port published for `container_port`, if any.
     pub fn host_port(&self, container_port: u16) -> Option<u16> {
         self.ports
@@ -445,6 +451,22 @@ impl<'r> Podman<'r> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn uptime_of_running_containers_only() {
+        let mut c = Container {
+            state: "running".into(),
+            started_at: 1000,
+            ..Container::default()
+        };
+        assert_eq!(c.uptime(1060), Some(60));
+        assert_eq!(c.uptime(900), Some(0), "clock skew is not negative");
+        c.state = "exited".into();
+        assert_eq!(c.uptime(1060), None);
+        c.state = "running".into();
+        c.started_at = 0;
+        assert_eq!(c.uptime(1060), None);
+    }
 
     fn fixture(name: &str) -> String {
         let path = format!(

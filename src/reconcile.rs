@@ -1,9 +1,13 @@
 //! Desired caches vs what podman has -> a plan per cache -> applied in parallel.
 
 use std::cell::{Cell, RefCell};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, Context as _};
+use serde_json::json;
 
 use crate::cache::{CacheSpec, Mode, LABEL_HASH};
+use crate::clock;
 use crate::hostinfo;
 use crate::interrupt;
 use crate::podman::{Container, Podman, RunError, Volume};
@@ -99,7 +103,7 @@ pub fn plan(spec: &CacheSpec, existing: Option<&Container>) -> Action {
 }
 
 /// How one cache ended up.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Outcome {
     pub registry: String,
     pub port: u16,
@@ -115,7 +119,8 @@ pub struct Outcome {
     pub adopted: bool,
     /// The probe after the action; None under --dry-run.
     pub probe: Option<Probe>,
-    pub error: Option<String>,
+    /// Why the cache could not be brought up; typed until it is shown.
+    pub error: Option<anyhow::Error>,
     pub elapsed: Duration,
 }
 
@@ -126,6 +131,23 @@ impl Outcome {
 
     pub fn ready(&self) -> bool {
         self.probe.as_ref().is_some_and(Probe::is_ready)
+    }
+
+    /// The cache's line of `start --json`.
+    pub fn to_json(&self) -> serde_json::Value {
+        let o = self;
+        json!({
+            "registry": o.registry,
+            "port": o.port,
+            "action": o.action.past_tense(),
+            "mode": o.mode.as_str(),
+            "offline_reason": o.offline_reason,
+            "volume_created": o.volume_created,
+            "adopted": o.adopted,
+            "ready": o.ready(),
+            "error": o.error.as_ref().map(|e| format!("{e:#}")),
+            "seconds": (o.elapsed.as_secs_f64() * 1000.0).round() / 1000.0,
+        })
     }
 }
 
@@ -152,12 +174,6 @@ pub fn upstream_failure(log: &str, upstream: &str) -> Option<String> {
         .map(|l| l.trim().to_string())
 }
 
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
 /// The images that the planned actions need to create containers from.
 pub fn images_needed<'a>(specs: &'a [CacheSpec], facts: &Facts) -> Vec<&'a str> {
     let mut images: Vec<&str> = Vec::new();
@@ -170,6 +186,56 @@ pub fn images_needed<'a>(specs: &'a [CacheSpec], facts: &Facts) -> Vec<&'a str> 
         }
     }
     images
+}
+
+/// Make sure every image a container will be created from is here, before
+/// any container is touched: one pull per image, not one per cache, so a
+/// cache whose image cannot be had keeps running as it is. `on_pull` is
+/// told of each pull and says whether to show podman's progress. Returns
+/// the images that cannot be had, with why.
+pub fn ensure_images(
+    podman: &Podman,
+    specs: &[CacheSpec],
+    facts: &Facts,
+    on_pull: &dyn Fn(&str) -> bool,
+) -> Vec<(String, String)> {
+    let mut problems = Vec::new();
+    for image in images_needed(specs, facts) {
+        if interrupt::requested() {
+            problems.push((
+                image.to_string(),
+                "interrupted before the image was pulled".into(),
+            ));
+            continue;
+        }
+        match podman.image_exists(image) {
+            Ok(true) => continue,
+            Ok(false) => {}
+            Err(e) => {
+                problems.push((image.to_string(), e.to_string()));
+                continue;
+            }
+        }
+        if let Err(e) = podman.pull(image, on_pull(image)) {
+            let why = e
+                .stderr_tail
+                .lines()
+                .last()
+                .unwrap_or("")
+                .trim()
+                .to_string();
+            let message = format!(
+                "image {image} is not on this machine and cannot be pulled{}",
+                if why.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {why}")
+                }
+            );
+            problems.push((image.to_string(), message));
+        }
+    }
+    problems
 }
 
 /// Whether every selected cache is running and current: then nothing needs
@@ -210,13 +276,13 @@ pub fn apply(
         elapsed: Duration::ZERO,
     };
     if interrupt::requested() {
-        outcome.error = Some("interrupted before it began; nothing was changed".into());
+        outcome.error = Some(anyhow!("interrupted before it began; nothing was changed"));
         return outcome;
     }
     if let (Some(problem), Action::Create | Action::Recreate) = (image_problem, action) {
         outcome.error = Some(match existing {
-            Some(c) if c.is_running() => format!("{problem}; the running cache was left as it is"),
-            _ => problem.to_string(),
+            Some(c) if c.is_running() => anyhow!("{problem}; the running cache was left as it is"),
+            _ => anyhow!("{problem}"),
         });
         return outcome;
     }
@@ -225,7 +291,7 @@ pub fn apply(
     // second of slack: podman's clock and ours are read apart.
     let since = match existing {
         Some(c) if action == Action::Unchanged && c.started_at > 0 => c.started_at as u64,
-        _ => unix_now(),
+        _ => clock::unix_now().max(0) as u64,
     }
     .saturating_sub(1);
     if let Err(e) = converge(podman, spec, facts, action, &mut outcome) {
@@ -301,7 +367,7 @@ pub fn fall_back_offline(
     // A registry hanging on its upstream may ignore SIGTERM: no grace period.
     let result = podman
         .remove_now(std::slice::from_ref(&offline.container))
-        .map_err(|e| e.to_string())
+        .map_err(anyhow::Error::from)
         .and_then(|_| create(podman, &offline, outcome));
     match result {
         Ok(()) => {
@@ -321,32 +387,34 @@ fn converge(
     facts: &Facts,
     action: Action,
     outcome: &mut Outcome,
-) -> Result<(), String> {
+) -> anyhow::Result<()> {
     match action {
         Action::Unchanged => Ok(()),
         // The container's volume is mounted in it: it exists. A failed
         // start leaves the container as it was (it is not this run's).
         Action::Start => podman
             .start(std::slice::from_ref(&spec.container))
-            .map_err(|e| describe_failure(spec, facts, &e.to_string())),
+            .map_err(|e| describe_failure(spec, facts, e.into())),
         Action::Create | Action::Recreate => {
             // An existing volume of exactly this name is adopted as it is:
             // that is how users of the older helper keep their cached images.
             if facts.volume(&spec.volume).is_none() {
                 podman
                     .create_volume(&spec.volume, &spec.volume_labels())
-                    .map_err(|e| format!("{e:#}"))?;
+                    .context("cannot create the cache's volume")?;
                 outcome.volume_created = true;
             }
             if action == Action::Recreate {
-                podman
-                    .remove(std::slice::from_ref(&spec.container))
-                    .map_err(|e| e.to_string())?;
+                podman.remove(std::slice::from_ref(&spec.container))?;
             }
             if !hostinfo::port_free(&spec.bind, spec.registry.port) {
-                return Err(describe_failure(spec, facts, "address already in use"));
+                return Err(describe_failure(
+                    spec,
+                    facts,
+                    anyhow!("address already in use"),
+                ));
             }
-            create(podman, spec, outcome).map_err(|e| describe_failure(spec, facts, &e))
+            create(podman, spec, outcome).map_err(|e| describe_failure(spec, facts, e))
         }
     }
 }
@@ -355,49 +423,48 @@ fn converge(
 /// race: its container is read back and taken when it is the same
 /// definition, and never removed. A container this run created but could
 /// not start is removed by its id, so nothing half-made is left.
-fn create(podman: &Podman, spec: &CacheSpec, outcome: &mut Outcome) -> Result<(), String> {
+fn create(podman: &Podman, spec: &CacheSpec, outcome: &mut Outcome) -> anyhow::Result<()> {
     for (name, value) in spec.secret_values() {
-        podman
-            .replace_secret(&name, &value)
-            .map_err(|e| e.to_string())?;
+        podman.replace_secret(&name, &value)?;
     }
     match podman.run_container(&spec.run_spec()) {
         Ok(_) => Ok(()),
         Err(RunError::NameInUse(e)) => {
-            let containers = podman.containers().map_err(|e| format!("{e:#}"))?;
+            let containers = podman.containers()?;
             let theirs = containers.iter().find(|c| c.name() == spec.container);
             match theirs {
                 Some(c) if c.label(LABEL_HASH) == Some(spec.config_hash().as_str()) => {
                     outcome.adopted = true;
                     Ok(())
                 }
-                _ => Err(format!(
-                    "{e}\n{} was created by someone else at the same moment, with another \
+                _ => Err(anyhow::Error::from(*e).context(format!(
+                    "{} was created by someone else at the same moment, with another \
                      definition; it was left alone: run `drcache start` again",
                     spec.container
-                )),
+                ))),
             }
         }
         Err(RunError::Failed { error, created }) => {
             if let Some(id) = created {
                 let _ = podman.remove(&[id]);
             }
-            Err(error.to_string())
+            Err((*error).into())
         }
     }
 }
-fn describe_failure(spec: &CacheSpec, facts: &Facts, error: &str) -> String {
-    if error.contains("address already in use") {
+/// A port clash told with who holds the port; any other error as it is.
+fn describe_failure(spec: &CacheSpec, facts: &Facts, error: anyhow::Error) -> anyhow::Error {
+    if format!("{error:#}").contains("address already in use") {
         let by = facts
             .port_holder(spec.registry.port, &spec.container)
             .map(|c| format!("container {}", c.name()))
             .unwrap_or_else(|| "another process".into());
-        format!(
+        anyhow!(
             "port {} for {} is already in use by {by}; stop it or set another port for {} in the config",
             spec.registry.port, spec.registry.name, spec.registry.name
         )
     } else {
-        error.to_string()
+        error
     }
 }
 
@@ -490,9 +557,9 @@ mod tests {
             containers: vec![other],
             volumes: vec![],
         };
-        let message = describe_failure(&spec(), &facts, "bind: address already in use");
+        let message = describe_failure(&spec(), &facts, anyhow!("bind: address already in use"));
         assert_eq!(
-            message,
+            message.to_string(),
             "port 5051 for quay.io is already in use by container someone-else; \
              stop it or set another port for quay.io in the config"
         );

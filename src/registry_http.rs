@@ -6,6 +6,8 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
+use crate::digest::sha256_digest;
+
 /// Poll interval while a fresh registry normally comes up: it answers about
 /// 20 ms after `podman run` returns (measured on loopback), so a coarse
 /// interval would be most of the wait. A refused probe costs microseconds.
@@ -190,10 +192,6 @@ pub struct FetchedManifest {
     pub content_type: String,
     pub digest: String,
     pub bytes: Vec<u8>,
-}
-
-pub fn sha256_digest(bytes: &[u8]) -> String {
-    format!("sha256:{:x}", Sha256::digest(bytes))
 }
 
 /// A client of one registry for downloads that may be large and slow (a

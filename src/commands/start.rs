@@ -9,7 +9,6 @@ use crate::context::Context;
 use crate::errors::ExitStatus;
 use crate::interrupt;
 use crate::lock;
-use crate::podman::Podman;
 use crate::reconcile::{self, Facts, Outcome};
 use crate::registry_http::Probe;
 use crate::ui::Tone;
@@ -32,7 +31,17 @@ pub fn run(ctx: &Context, args: &StartArgs) -> Result<ExitStatus> {
     let timeout = Duration::from_secs(args.timeout);
     // Ctrl-C from here on finishes the step in progress, starts nothing new.
     let outcomes = interrupt::finish_steps(|| {
-        let image_problems = ensure_images(ctx, &podman, &specs, &facts);
+        let image_problems = reconcile::ensure_images(&podman, &specs, &facts, &|image| {
+            ctx.ui
+                .info(&format!("pulling {image} (needed for the caches)..."));
+            ctx.ui.live_progress()
+        });
+        for (image, problem) in &image_problems {
+            ctx.ui.warn(&format!(
+                "{problem}\n  hint: check `image` in the config (a typo?), the network, or \
+                 `podman pull {image}` by hand; caches that need it were left as they are"
+            ));
+        }
         let spinner = if ctx.dry_run {
             indicatif::ProgressBar::hidden()
         } else {
@@ -53,7 +62,7 @@ pub fn run(ctx: &Context, args: &StartArgs) -> Result<ExitStatus> {
     });
 
     if ctx.json {
-        let caches: Vec<_> = outcomes.iter().map(outcome_json).collect();
+        let caches: Vec<_> = outcomes.iter().map(Outcome::to_json).collect();
         ctx.ui.data(&json!({ "caches": caches }).to_string());
     }
     for o in &outcomes {
@@ -74,83 +83,11 @@ pub fn run(ctx: &Context, args: &StartArgs) -> Result<ExitStatus> {
     Ok(status)
 }
 
-/// Make sure every image a container will be created from is here, before
-/// any container is touched: one pull per image, not one per cache, and a
-/// cache whose image cannot be had keeps running as it is. Returns the
-/// images that cannot be had, with why.
-fn ensure_images(
-    ctx: &Context,
-    podman: &Podman,
-    specs: &[CacheSpec],
-    facts: &Facts,
-) -> Vec<(String, String)> {
-    let mut problems = Vec::new();
-    for image in reconcile::images_needed(specs, facts) {
-        if interrupt::requested() {
-            problems.push((
-                image.to_string(),
-                "interrupted before the image was pulled".into(),
-            ));
-            continue;
-        }
-        let present = match podman.image_exists(image) {
-            Ok(present) => present,
-            Err(e) => {
-                problems.push((image.to_string(), e.to_string()));
-                continue;
-            }
-        };
-        if present {
-            continue;
-        }
-        ctx.ui
-            .info(&format!("pulling {image} (needed for the caches)..."));
-        if let Err(e) = podman.pull(image, ctx.ui.live_progress()) {
-            let why = e
-                .stderr_tail
-                .lines()
-                .last()
-                .unwrap_or("")
-                .trim()
-                .to_string();
-            let message = format!(
-                "image {image} is not on this machine and cannot be pulled{}",
-                if why.is_empty() {
-                    String::new()
-                } else {
-                    format!(": {why}")
-                }
-            );
-            ctx.ui.warn(&format!(
-                "{message}\n  hint: check `image` in the config (a typo?), the network, or \
-                 `podman pull {image}` by hand; caches that need it were left as they are"
-            ));
-            problems.push((image.to_string(), message));
-        }
-    }
-    problems
-}
-
-fn outcome_json(o: &Outcome) -> serde_json::Value {
-    json!({
-        "registry": o.registry,
-        "port": o.port,
-        "action": o.action.past_tense(),
-        "mode": o.mode.as_str(),
-        "offline_reason": o.offline_reason,
-        "volume_created": o.volume_created,
-        "adopted": o.adopted,
-        "ready": o.ready(),
-        "error": o.error,
-        "seconds": (o.elapsed.as_secs_f64() * 1000.0).round() / 1000.0,
-    })
-}
-
 fn describe(ctx: &Context, o: &Outcome) -> String {
     let ui = &ctx.ui;
     let name = format!("{:<16} :{:<5}", o.registry, o.port);
     if let Some(error) = &o.error {
-        return format!("{name} {}  {error}", ui.paint(Tone::Bad, "failed"));
+        return format!("{name} {}  {error:#}", ui.paint(Tone::Bad, "failed"));
     }
     let action = if ctx.dry_run && o.action != reconcile::Action::Unchanged {
         format!("would be {}", o.action.past_tense())

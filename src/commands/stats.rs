@@ -3,13 +3,12 @@ use serde_json::json;
 
 use crate::cache::{CacheSpec, Mode, DEBUG_PORT, LABEL_MODE};
 use crate::cli::SelectArgs;
+use crate::clock;
 use crate::context::Context;
 use crate::errors::ExitStatus;
 use crate::metrics::{self, Counts, DebugVars, Format, Metrics, ProxyStats};
 use crate::registry_http;
 use crate::ui::{human_bytes, human_duration, table, Tone, Ui};
-
-use super::status::{now_unix, uptime};
 
 const RESET_NOTE: &str =
     "counters count since each cache last started: they reset when a cache restarts";
@@ -54,7 +53,7 @@ pub fn run(ctx: &Context, args: &SelectArgs) -> Result<ExitStatus> {
     let specs = ctx.specs(&args.registries)?;
     let podman = ctx.podman()?;
     let containers = podman.containers()?;
-    let now = now_unix();
+    let now = clock::unix_now();
     let rows: Vec<Row> = crate::parallel::map(&specs, |spec| {
         let container = containers.iter().find(|c| c.name() == spec.container);
         let running = container.is_some_and(|c| c.is_running());
@@ -75,7 +74,7 @@ pub fn run(ctx: &Context, args: &SelectArgs) -> Result<ExitStatus> {
             spec,
             state: container.map_or_else(|| "missing".to_string(), |c| c.state.clone()),
             mode,
-            uptime_seconds: container.and_then(|c| uptime(c, now)),
+            uptime_seconds: container.and_then(|c| c.uptime(now)),
             stats,
         }
     });

@@ -5,10 +5,10 @@ use serde_json::json;
 
 use crate::cache::{CacheSpec, LABEL_MODE};
 use crate::cli::SelectArgs;
+use crate::clock;
 use crate::context::Context;
 use crate::errors::ExitStatus;
 use crate::hostinfo::{self, HostOs};
-use crate::podman::Container;
 use crate::reconcile::Facts;
 use crate::registry_http;
 use crate::ui::{human_bytes, human_duration, table, Tone};
@@ -31,25 +31,13 @@ struct Row<'a> {
     uptime_seconds: Option<u64>,
 }
 
-/// Seconds since a running container started.
-pub fn uptime(container: &Container, now: i64) -> Option<u64> {
-    (container.is_running() && container.started_at > 0)
-        .then(|| now.saturating_sub(container.started_at).max(0) as u64)
-}
-
-pub fn now_unix() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
-}
-
 pub fn run(ctx: &Context, args: &SelectArgs) -> Result<ExitStatus> {
     let specs = ctx.specs(&args.registries)?;
     let podman = ctx.podman()?;
     let facts = Facts::read(&podman)?;
     // On macOS the volume's mountpoint is a path inside the podman machine.
     let volumes_readable = hostinfo::host_os() != HostOs::Macos;
-    let now = now_unix();
+    let now = clock::unix_now();
     let rows: Vec<Row> = crate::parallel::map(&specs, |spec| {
         let container = facts.container(&spec.container);
         let running = container.is_some_and(|c| c.is_running());
@@ -72,7 +60,7 @@ pub fn run(ctx: &Context, args: &SelectArgs) -> Result<ExitStatus> {
             disk_bytes: volume
                 .filter(|v| volumes_readable && !v.mountpoint.is_empty())
                 .and_then(|v| hostinfo::disk_usage(Path::new(&v.mountpoint))),
-            uptime_seconds: container.and_then(|c| uptime(c, now)),
+            uptime_seconds: container.and_then(|c| c.uptime(now)),
         }
     });
 
@@ -147,25 +135,4 @@ pub fn run(ctx: &Context, args: &SelectArgs) -> Result<ExitStatus> {
         not_ready.join(", ")
     ));
     Ok(ExitStatus::NotReady)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn uptime_of_running_containers_only() {
-        let mut c = Container {
-            state: "running".into(),
-            started_at: 1000,
-            ..Container::default()
-        };
-        assert_eq!(uptime(&c, 1060), Some(60));
-        assert_eq!(uptime(&c, 900), Some(0), "clock skew is not negative");
-        c.state = "exited".into();
-        assert_eq!(uptime(&c, 1060), None);
-        c.state = "running".into();
-        c.started_at = 0;
-        assert_eq!(uptime(&c, 1060), None);
-    }
 }
