@@ -197,7 +197,11 @@ pub struct CommandError {
     /// None when the process could not be spawned or was killed by a signal.
     pub code: Option<i32>,
     pub stderr_tail: String,
-    pub spawn_error: Option<String>,
+    /// The end of stdout, kept when stderr said nothing (some tools print
+    /// their errors there).
+    pub stdout_tail: Option<Box<str>>,
+    /// Why the process could not be started or waited for; the error's source.
+    pub spawn_error: Option<std::io::Error>,
     /// Set when the command was killed at its deadline.
     pub timed_out: Option<Duration>,
     /// The likely fix, when the tool wrapper recognizes the failure.
@@ -213,18 +217,26 @@ impl fmt::Display for CommandError {
                 self.command,
                 self.timed_out.unwrap_or_default().as_secs_f64()
             )?,
-            (Some(e), _) => write!(f, "could not run `{}`: {e}", self.command)?,
+            (Some(_), _) => write!(f, "could not run `{}`", self.command)?,
             (None, Some(code)) => write!(f, "`{}` failed (exit status {code})", self.command)?,
             (None, None) => write!(f, "`{}` was killed by a signal", self.command)?,
         }
         if !self.stderr_tail.is_empty() {
             write!(f, "\n--- stderr\n{}", self.stderr_tail)?;
+        } else if let Some(stdout) = &self.stdout_tail {
+            write!(f, "\n--- stdout\n{stdout}")?;
         }
         Ok(())
     }
 }
 
-impl std::error::Error for CommandError {}
+impl std::error::Error for CommandError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.spawn_error
+            .as_ref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
 
 fn tail(text: &str, lines: usize) -> String {
     let all: Vec<&str> = text.trim_end().lines().collect();
@@ -302,7 +314,8 @@ impl Runner {
             command: cmd.display(),
             code: None,
             stderr_tail: String::new(),
-            spawn_error: Some(e.to_string()),
+            stdout_tail: None,
+            spawn_error: Some(e),
             timed_out: None,
             hint: None,
         };
@@ -332,6 +345,7 @@ impl Runner {
                 command: cmd.display(),
                 code: None,
                 stderr_tail: tail(&stderr.unwrap_or_default(), STDERR_TAIL_LINES),
+                stdout_tail: None,
                 spawn_error: None,
                 timed_out: Some(limit),
                 hint: None,
@@ -351,6 +365,9 @@ impl Runner {
                 command: cmd.display(),
                 code: out.status.code(),
                 stderr_tail: tail(&output.stderr, STDERR_TAIL_LINES),
+                stdout_tail: Some(tail(&output.stdout, STDERR_TAIL_LINES))
+                    .filter(|t| !t.is_empty())
+                    .map(String::into_boxed_str),
                 spawn_error: None,
                 timed_out: None,
                 hint: None,
@@ -405,6 +422,18 @@ mod tests {
     }
 
     #[test]
+    fn an_error_on_stdout_is_kept_when_stderr_is_silent() {
+        let runner = Runner::new(Ui::plain_for_tests(), false);
+        let cmd = Cmd::query("/bin/sh", "sh").args(["-c", "echo 'Error: no such thing'; exit 2"]);
+        let err = runner.run(&cmd).unwrap_err();
+        assert!(
+            err.to_string()
+                .ends_with("--- stdout\nError: no such thing"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn accepted_codes_are_answers() {
         let runner = Runner::new(Ui::plain_for_tests(), false);
         let out = runner
@@ -436,8 +465,13 @@ mod tests {
         let err = runner
             .run(&Cmd::query("/nonexistent/podman", "podman"))
             .unwrap_err();
-        assert!(err.spawn_error.is_some());
+        assert_eq!(
+            err.spawn_error.as_ref().map(std::io::Error::kind),
+            Some(std::io::ErrorKind::NotFound)
+        );
         assert!(err.to_string().starts_with("could not run `podman`"));
+        // The io error is the cause, for anyhow's chain.
+        assert!(std::error::Error::source(&err).is_some());
     }
 
     #[test]

@@ -212,7 +212,7 @@ pub fn ensure_images(
             Ok(true) => continue,
             Ok(false) => {}
             Err(e) => {
-                problems.push((image.to_string(), e.to_string()));
+                problems.push((image.to_string(), format!("{:#}", anyhow::Error::new(e))));
                 continue;
             }
         }

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use sha2::{Digest, Sha256};
 
 use crate::digest::sha256_digest;
+use crate::metrics::{self, DebugVars, Format, Metrics, ProxyStats};
 
 /// Poll interval while a fresh registry normally comes up: it answers about
 /// 20 ms after `podman run` returns (measured on loopback), so a coarse
@@ -92,6 +93,26 @@ fn poll_interval(waited: Duration) -> Duration {
     } else {
         SLOW_POLL
     }
+}
+
+/// A cache's proxy counters: both pages of its debug port, read side by
+/// side and combined.
+pub fn proxy_stats(debug_addr: &str) -> Result<ProxyStats, String> {
+    let (metrics, vars) = std::thread::scope(|s| {
+        let vars = s.spawn(|| get_text(debug_addr, "/debug/vars"));
+        let metrics = get_text(debug_addr, "/metrics");
+        (metrics, vars.join().expect("debug/vars reader panicked"))
+    });
+    let metrics = Metrics::parse(&metrics?).map_err(|e| format!("/metrics: {e}"))?;
+    // 2.8 needs /debug/vars; registry 3 only falls back to it.
+    let vars = match vars.and_then(|v| DebugVars::parse(&v)) {
+        Ok(v) => Some(v),
+        Err(e) if Format::detect(&metrics) == Some(Format::Registry28) => {
+            return Err(format!("/debug/vars: {e}"))
+        }
+        Err(_) => None,
+    };
+    metrics::proxy_stats(&metrics, vars.as_ref())
 }
 
 /// The body of `GET http://{addr}{path}` when it answers 200.

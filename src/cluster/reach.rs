@@ -65,7 +65,7 @@ pub fn ssh_failure(e: &CommandError, profile: &str, machine: &str) -> String {
             "timed out after {} s and was killed",
             e.timed_out.unwrap_or_default().as_secs_f64()
         ),
-        (Some(spawn), _) => spawn.clone(),
+        (Some(spawn), _) => spawn.to_string(),
         (None, Some(code)) => format!("exit status {code}"),
         (None, None) => "killed by a signal".into(),
     };

@@ -6,7 +6,7 @@ use crate::cli::SelectArgs;
 use crate::clock;
 use crate::context::Context;
 use crate::errors::ExitStatus;
-use crate::metrics::{self, Counts, DebugVars, Format, Metrics, ProxyStats};
+use crate::metrics::{Counts, Format, ProxyStats};
 use crate::registry_http;
 use crate::ui::{human_bytes, human_duration, table, Tone, Ui};
 
@@ -30,25 +30,6 @@ struct Row<'a> {
     stats: Option<Result<ProxyStats, String>>,
 }
 
-/// Read both debug pages of a cache side by side and combine them.
-fn read_stats(debug_addr: &str) -> Result<ProxyStats, String> {
-    let (metrics, vars) = std::thread::scope(|s| {
-        let vars = s.spawn(|| registry_http::get_text(debug_addr, "/debug/vars"));
-        let metrics = registry_http::get_text(debug_addr, "/metrics");
-        (metrics, vars.join().expect("debug/vars reader panicked"))
-    });
-    let metrics = Metrics::parse(&metrics?).map_err(|e| format!("/metrics: {e}"))?;
-    // 2.8 needs /debug/vars; registry 3 only falls back to it.
-    let vars = match vars.and_then(|v| DebugVars::parse(&v)) {
-        Ok(v) => Some(v),
-        Err(e) if Format::detect(&metrics) == Some(Format::Registry28) => {
-            return Err(format!("/debug/vars: {e}"))
-        }
-        Err(_) => None,
-    };
-    metrics::proxy_stats(&metrics, vars.as_ref())
-}
-
 pub fn run(ctx: &Context, args: &SelectArgs) -> Result<ExitStatus> {
     let specs = ctx.specs(&args.registries)?;
     let podman = ctx.podman()?;
@@ -63,7 +44,7 @@ pub fn run(ctx: &Context, args: &SelectArgs) -> Result<ExitStatus> {
         let offline = mode.as_deref() == Some(Mode::Offline.as_str());
         let stats =
             (running && !offline).then(|| match container.and_then(|c| c.host_port(DEBUG_PORT)) {
-                Some(port) => read_stats(&format!("127.0.0.1:{port}")),
+                Some(port) => registry_http::proxy_stats(&format!("127.0.0.1:{port}")),
                 None => Err(format!(
                     "{} publishes no debug port (created by another tool or an older drcache); \
                      `drcache start {}` recreates it, keeping its data",

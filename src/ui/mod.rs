@@ -7,6 +7,8 @@ use std::io::{IsTerminal, Write};
 
 use clap::ValueEnum;
 
+pub mod progress;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ColorChoice {
     Auto,
