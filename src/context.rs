@@ -11,6 +11,7 @@ use crate::config::{self, Config, Registry};
 use crate::credentials;
 use crate::errors::UsageError;
 use crate::exec::Runner;
+use crate::host::HostEnv;
 use crate::podman::Podman;
 use crate::tools;
 use crate::ui::Ui;
@@ -45,6 +46,16 @@ impl Context {
             json: global.json,
             dry_run: global.dry_run,
         })
+    }
+
+    /// What setup-host needs of the context.
+    pub fn host_env(&self) -> HostEnv<'_> {
+        HostEnv {
+            runner: &self.runner,
+            ui: &self.ui,
+            ports: self.config.registries.iter().map(|r| r.port).collect(),
+            dry_run: self.dry_run,
+        }
     }
 
     pub fn podman(&self) -> Result<Podman<'_>> {

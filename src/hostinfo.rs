@@ -5,10 +5,36 @@ use std::collections::HashSet;
 use std::net::TcpListener;
 use std::path::Path;
 
-/// Test-only: `linux` or `macos` makes drcache act as on that OS, so tests on
-/// Linux can drive the macOS paths against fake tools. The same variable as
-/// `setup-host` reads.
-pub const OS_OVERRIDE: &str = "DRCACHE_HOST_OS";
+/// The environment variables that only tests set, all in one place: they let
+/// tests on a Linux machine, as root, drive the macOS and non-root paths
+/// against fake tools. Users never need them.
+pub mod test_hooks {
+    use std::path::PathBuf;
+
+    /// `linux` or `macos`: act as on that OS.
+    const OS: &str = "DRCACHE_HOST_OS";
+    /// Non-empty: act as a user who is not root (privileged calls go
+    /// through sudo), as tests run as root.
+    const NOT_ROOT: &str = "DRCACHE_TEST_NOT_ROOT";
+    /// A directory standing for `/` where macOS tools are looked for.
+    const ROOT: &str = "DRCACHE_TEST_ROOT";
+
+    fn non_empty(name: &str) -> Option<String> {
+        std::env::var(name).ok().filter(|v| !v.is_empty())
+    }
+
+    pub fn forced_os() -> Option<String> {
+        non_empty(OS)
+    }
+
+    pub fn act_as_non_root() -> bool {
+        non_empty(NOT_ROOT).is_some()
+    }
+
+    pub fn root() -> Option<PathBuf> {
+        non_empty(ROOT).map(PathBuf::from)
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HostOs {
@@ -18,7 +44,7 @@ pub enum HostOs {
 }
 
 pub fn host_os() -> HostOs {
-    let forced = std::env::var(OS_OVERRIDE).ok().filter(|s| !s.is_empty());
+    let forced = test_hooks::forced_os();
     match forced.as_deref().unwrap_or(std::env::consts::OS) {
         "linux" => HostOs::Linux,
         "macos" => HostOs::Macos,

@@ -13,7 +13,7 @@ pub fn run(ctx: &Context, args: &SetupHostArgs) -> Result<ExitStatus> {
         _ => Mode::Setup,
     };
     let report = host::run(
-        ctx,
+        &ctx.host_env(),
         &Options {
             mode,
             zone: args.zone.clone(),

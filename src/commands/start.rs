@@ -68,7 +68,7 @@ pub fn run(ctx: &Context, args: &StartArgs) -> Result<ExitStatus> {
     for o in &outcomes {
         ctx.ui.info(&describe(ctx, o));
     }
-    if let Some(warning) = crate::host::start_warning(ctx) {
+    if let Some(warning) = crate::host::start_warning(&ctx.runner) {
         ctx.ui.warn(&warning);
     }
     if interrupt::requested() {

@@ -176,7 +176,7 @@ fn firewall_facts(ctx: &Context) -> Result<FirewallFacts, (String, String)> {
         mode: host::Mode::Check,
         zone: DEFAULT_ZONE.into(),
     };
-    match host::run(ctx, &opts) {
+    match host::run(&ctx.host_env(), &opts) {
         Ok(report) => Ok(FirewallFacts {
             missing: match report.state {
                 host::State::Missing => report.missing,

@@ -14,8 +14,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context as _, Result};
 use indoc::formatdoc;
 
-use super::{Mode, Options, Os, Privilege, Progress, Report, State};
-use crate::context::Context;
+use super::{HostEnv, Mode, Options, Os, Privilege, Progress, Report, State};
 use crate::errors::{exit, Hinted};
 use crate::exec::{Cmd, CommandError, Runner};
 use crate::tools;
@@ -417,7 +416,7 @@ fn unknown_zone(zone: &str, zones: &[String]) -> Hinted {
     }
 }
 
-pub fn run(ctx: &Context, opts: &Options) -> Result<Report> {
+pub fn run(env: &HostEnv, opts: &Options) -> Result<Report> {
     let mut report = Report::new(Os::Linux, opts.mode);
     let Some(program) = tools::find_installed(&tools::FIREWALL_CMD)? else {
         return Ok(report.finish(
@@ -427,7 +426,7 @@ pub fn run(ctx: &Context, opts: &Options) -> Result<Report> {
     };
     let fw = Firewalld {
         program,
-        runner: &ctx.runner,
+        runner: env.runner,
     };
     if let FirewallState::NotRunning(why) = fw.state()? {
         return Ok(report.finish(
@@ -437,17 +436,17 @@ pub fn run(ctx: &Context, opts: &Options) -> Result<Report> {
             ),
         ));
     }
-    let ports: Vec<u16> = ctx.config.registries.iter().map(|r| r.port).collect();
+    let ports: Vec<u16> = env.ports.clone();
     let want = port_entries(&ports);
     report.facts.push(("firewall", "firewalld".into()));
     report.facts.push(("zone", opts.zone.clone()));
     report.facts.push(("service", SERVICE.into()));
     report.facts.push(("ports", want.join(" ")));
-    let privilege = Privilege::detect(ctx.dry_run);
+    let privilege = Privilege::detect(env.dry_run);
     let target = format!("zone {} opens {} to the caches", opts.zone, want.join(" "));
 
     if opts.mode == Mode::Undo {
-        return undo(ctx, &fw, &privilege, report);
+        return undo(env, &fw, &privilege, report);
     }
     let zones = fw.zones()?;
     if !zones.contains(&opts.zone) {
@@ -463,10 +462,10 @@ pub fn run(ctx: &Context, opts: &Options) -> Result<Report> {
         return Ok(report.finish(State::Missing, "not set up: run `drcache setup-host`"));
     }
 
-    let mut progress = Progress::new(ctx);
+    let mut progress = Progress::new(env);
     apply(&fw, &privilege, &mut progress, &changes, &ports)?;
     report.changes = progress.done.clone();
-    if ctx.dry_run {
+    if env.dry_run {
         return Ok(report.finish(State::WouldChange, "dry run: nothing was changed"));
     }
     let after = fw.observe(&opts.zone)?;
@@ -482,7 +481,7 @@ pub fn run(ctx: &Context, opts: &Options) -> Result<Report> {
 }
 
 fn undo(
-    ctx: &Context,
+    env: &HostEnv,
     fw: &Firewalld,
     privilege: &Privilege,
     mut report: Report,
@@ -504,10 +503,10 @@ fn undo(
         .map(Change::RemoveFromZone)
         .collect();
     changes.push(Change::Delete);
-    let mut progress = Progress::new(ctx);
+    let mut progress = Progress::new(env);
     apply(fw, privilege, &mut progress, &changes, &[])?;
     report.changes = progress.done.clone();
-    if ctx.dry_run {
+    if env.dry_run {
         return Ok(report.finish(State::WouldChange, "dry run: nothing was changed"));
     }
     if fw.service_info()?.is_some() {
@@ -527,7 +526,7 @@ fn apply(
     changes: &[Change],
     ports: &[u16],
 ) -> Result<()> {
-    let ui = progress.ctx.ui.clone();
+    let ui = progress.env.ui.clone();
     for change in changes {
         let (what, done) = change.describe();
         progress.step(&what, &done, || {

@@ -9,15 +9,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Result};
 use serde::Deserialize;
 
-use super::{Mode, Options, Os, Privilege, Progress, Report, State};
-use crate::context::Context;
+use super::{HostEnv, Mode, Options, Os, Privilege, Progress, Report, State};
 use crate::errors::{exit, Hinted};
 use crate::exec::{Cmd, Runner};
 use crate::tools;
-
-/// Test-only: a directory that stands for `/` in the fixed places searched
-/// for gvproxy and containers.conf, so that tests can lay out fake installs.
-const TEST_ROOT: &str = "DRCACHE_TEST_ROOT";
 
 /// How the application firewall treats an executable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,7 +82,7 @@ impl Lookup {
                 .map(PathBuf::from)
         };
         Lookup {
-            root: path(TEST_ROOT).unwrap_or_else(|| PathBuf::from("/")),
+            root: crate::hostinfo::test_hooks::root().unwrap_or_else(|| PathBuf::from("/")),
             home: path("HOME"),
             xdg_config_home: path("XDG_CONFIG_HOME").filter(|p| p.is_absolute()),
             containers_conf: path("CONTAINERS_CONF"),
@@ -267,16 +262,16 @@ fn query(runner: &Runner, socketfilterfw: &Path, app: &Path) -> Result<AppState>
     }
 }
 
-pub fn run(ctx: &Context, opts: &Options) -> Result<Report> {
+pub fn run(env: &HostEnv, opts: &Options) -> Result<Report> {
     let mut report = Report::new(Os::Macos, opts.mode);
     let socketfilterfw = tools::find(&tools::SOCKETFILTERFW)?;
     let gvproxy = find_gvproxy(&Lookup::from_env())?;
     let app = gvproxy.path.display().to_string();
     if gvproxy.found == gvproxy.path {
-        ctx.ui.info(&format!("gvproxy: {app} ({})", gvproxy.why));
+        env.ui.info(&format!("gvproxy: {app} ({})", gvproxy.why));
     } else {
         let found = gvproxy.found.display();
-        ctx.ui.info(&format!(
+        env.ui.info(&format!(
             "gvproxy: {app} (found at {found}: {})",
             gvproxy.why
         ));
@@ -290,7 +285,7 @@ pub fn run(ctx: &Context, opts: &Options) -> Result<Report> {
         .push(("gvproxy_found_at", gvproxy.found.display().to_string()));
     report.facts.push(("gvproxy_found_by", gvproxy.why.clone()));
 
-    let state = query(&ctx.runner, &socketfilterfw, &gvproxy.path)?;
+    let state = query(env.runner, &socketfilterfw, &gvproxy.path)?;
     let allowed = format!("the application firewall lets {app} accept incoming connections");
     let changes: Vec<(&str, String, String)> = match (opts.mode, state) {
         (Mode::Setup | Mode::Check, AppState::Permitted) => {
@@ -318,19 +313,19 @@ pub fn run(ctx: &Context, opts: &Options) -> Result<Report> {
         )],
     };
 
-    let privilege = Privilege::detect(ctx.dry_run);
-    let mut progress = Progress::new(ctx);
+    let privilege = Privilege::detect(env.dry_run);
+    let mut progress = Progress::new(env);
     for (flag, what, done) in &changes {
         progress.step(what, done, || {
             let cmd = Cmd::mutation(&socketfilterfw, "socketfilterfw").args([*flag, app.as_str()]);
-            privilege.run(&ctx.runner, cmd).map(drop)
+            privilege.run(env.runner, cmd).map(drop)
         })?;
     }
     report.changes = progress.done.clone();
-    if ctx.dry_run {
+    if env.dry_run {
         return Ok(report.finish(State::WouldChange, "dry run: nothing was changed"));
     }
-    let after = query(&ctx.runner, &socketfilterfw, &gvproxy.path)?;
+    let after = query(env.runner, &socketfilterfw, &gvproxy.path)?;
     match (opts.mode, after) {
         (Mode::Undo, AppState::NotAdded) => Ok(report.finish(
             State::Changed,
@@ -363,7 +358,7 @@ fn unblock(app: &str) -> (&'static str, String, String) {
 }
 
 /// For `drcache start`: why cluster VMs may not reach the caches, if so.
-pub fn start_warning(ctx: &Context) -> Option<String> {
+pub fn start_warning(runner: &Runner) -> Option<String> {
     let socketfilterfw = tools::find(&tools::SOCKETFILTERFW).ok()?;
     let gvproxy = match find_gvproxy(&Lookup::from_env()) {
         Ok(g) => g,
@@ -374,7 +369,7 @@ pub fn start_warning(ctx: &Context) -> Option<String> {
             ))
         }
     };
-    match query(&ctx.runner, &socketfilterfw, &gvproxy.path) {
+    match query(runner, &socketfilterfw, &gvproxy.path) {
         Ok(AppState::Permitted) => None,
         Ok(_) => Some(format!(
             "the macOS application firewall does not let {} (podman's gvproxy) accept \

@@ -11,17 +11,20 @@ use std::path::PathBuf;
 use anyhow::Result;
 use serde_json::json;
 
-use crate::context::Context;
 use crate::errors::{exit, Hinted};
 use crate::exec::{Cmd, Output, Runner};
+use crate::hostinfo::{self, test_hooks, HostOs};
 use crate::tools;
+use crate::ui::Ui;
 
-/// Test-only: `linux` or `macos` makes drcache act as on that OS, so that
-/// tests on Linux can drive the macOS code against fake tools.
-const OS_OVERRIDE: &str = "DRCACHE_HOST_OS";
-/// Test-only: any non-empty value makes drcache act as a user who is not root
-/// (privileged calls go through sudo), as tests run as root.
-const NOT_ROOT_OVERRIDE: &str = "DRCACHE_TEST_NOT_ROOT";
+/// What setup-host needs and nothing more: how to run commands and talk to
+/// the user, which ports the caches use, and whether to change anything.
+pub struct HostEnv<'a> {
+    pub runner: &'a Runner,
+    pub ui: &'a Ui,
+    pub ports: Vec<u16>,
+    pub dry_run: bool,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Os {
@@ -31,12 +34,14 @@ pub enum Os {
 
 /// The OS whose firewall setup-host deals with.
 pub fn host_os() -> Result<Os, Hinted> {
-    let forced = std::env::var(OS_OVERRIDE).ok().filter(|s| !s.is_empty());
-    match forced.as_deref().unwrap_or(std::env::consts::OS) {
-        "linux" => Ok(Os::Linux),
-        "macos" => Ok(Os::Macos),
-        other => Err(Hinted {
-            message: format!("setup-host knows the firewalls of Linux and macOS, not {other}"),
+    match hostinfo::host_os() {
+        HostOs::Linux => Ok(Os::Linux),
+        HostOs::Macos => Ok(Os::Macos),
+        HostOs::Other => Err(Hinted {
+            message: format!(
+                "setup-host knows the firewalls of Linux and macOS, not {}",
+                std::env::consts::OS
+            ),
             hint: "open the cache ports to your cluster VMs by hand".into(),
             code: exit::USAGE,
         }),
@@ -146,19 +151,19 @@ impl Report {
 }
 
 /// Set up, check or undo what the host's firewall needs.
-pub fn run(ctx: &Context, opts: &Options) -> Result<Report> {
+pub fn run(env: &HostEnv, opts: &Options) -> Result<Report> {
     match host_os()? {
-        Os::Linux => linux::run(ctx, opts),
-        Os::Macos => macos::run(ctx, opts),
+        Os::Linux => linux::run(env, opts),
+        Os::Macos => macos::run(env, opts),
     }
 }
 
 /// For `drcache start`: a warning when cluster VMs cannot reach the caches
 /// because of the host's firewall. Only macOS is checked, where every podman
 /// upgrade moves gvproxy and so undoes the setup.
-pub fn start_warning(ctx: &Context) -> Option<String> {
+pub fn start_warning(runner: &Runner) -> Option<String> {
     match host_os() {
-        Ok(Os::Macos) => macos::start_warning(ctx),
+        Ok(Os::Macos) => macos::start_warning(runner),
         _ => None,
     }
 }
@@ -177,7 +182,7 @@ pub struct Privilege {
 
 impl Privilege {
     pub fn detect(dry_run: bool) -> Self {
-        let forced_user = std::env::var_os(NOT_ROOT_OVERRIDE).is_some_and(|v| !v.is_empty());
+        let forced_user = test_hooks::act_as_non_root();
         Privilege {
             root: effective_uid() == 0 && !forced_user,
             dry_run,
@@ -246,14 +251,14 @@ fn sudo_refused(stderr: &str) -> bool {
 
 /// Changes made so far, so that a failure says what it left behind.
 struct Progress<'a> {
-    ctx: &'a Context,
+    env: &'a HostEnv<'a>,
     done: Vec<String>,
 }
 
 impl<'a> Progress<'a> {
-    fn new(ctx: &'a Context) -> Self {
+    fn new(env: &'a HostEnv<'a>) -> Self {
         Progress {
-            ctx,
+            env,
             done: Vec::new(),
         }
     }
@@ -268,16 +273,16 @@ impl<'a> Progress<'a> {
     ) -> Result<T> {
         match change() {
             Ok(value) => {
-                let line = if self.ctx.dry_run {
+                let line = if self.env.dry_run {
                     format!("would {what}")
                 } else {
                     done.to_string()
                 };
-                self.ctx.ui.info(&line);
+                self.env.ui.info(&line);
                 self.done.push(line);
                 Ok(value)
             }
-            Err(err) if self.done.is_empty() || self.ctx.dry_run => {
+            Err(err) if self.done.is_empty() || self.env.dry_run => {
                 Err(err.context(format!("could not {what}")))
             }
             Err(err) => Err(err.context(format!(
