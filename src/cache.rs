@@ -3,6 +3,7 @@
 use crate::config::{Config, Registry};
 use crate::credentials::Credentials;
 use crate::digest::short_sha256;
+use crate::netaddr::bracketed;
 use crate::podman::RunSpec;
 
 /// Labels drcache puts on what it owns.
@@ -139,8 +140,7 @@ impl CacheSpec {
         let host = match self.bind.as_str() {
             "" | "0.0.0.0" => "127.0.0.1".to_string(),
             "::" => "[::1]".to_string(),
-            ip if ip.contains(':') => format!("[{ip}]"),
-            ip => ip.to_string(),
+            ip => bracketed(ip),
         };
         format!("{host}:{}", self.registry.port)
     }
@@ -180,10 +180,8 @@ impl CacheSpec {
     fn run_spec_without_hash(&self) -> RunSpec {
         let publish_host = if self.bind.is_empty() {
             String::new()
-        } else if self.bind.contains(':') {
-            format!("[{}]:", self.bind)
         } else {
-            format!("{}:", self.bind)
+            format!("{}:", bracketed(&self.bind))
         };
         RunSpec {
             name: self.container.clone(),

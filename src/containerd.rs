@@ -42,7 +42,7 @@ pub fn url_host(host: &str) -> Result<String, String> {
         };
     }
     match host.parse::<IpAddr>() {
-        Ok(IpAddr::V6(_)) => Ok(format!("[{host}]")),
+        Ok(IpAddr::V6(_)) => Ok(crate::netaddr::bracketed(host)),
         Ok(IpAddr::V4(_)) => Ok(host.to_string()),
         Err(_) if config::is_dns_name(host) => Ok(host.to_string()),
         Err(_) => Err(format!(

@@ -167,7 +167,8 @@ impl Cmd {
     }
 }
 
-/// Quote an argument for display so that a copied line runs the same.
+/// Quote an argument for display so that a copied line runs the same:
+/// only where it needs it, so `-v` output stays readable.
 pub fn shell_quote(arg: &str) -> String {
     let plain = !arg.is_empty()
         && arg
@@ -176,8 +177,14 @@ pub fn shell_quote(arg: &str) -> String {
     if plain {
         arg.to_string()
     } else {
-        format!("'{}'", arg.replace('\'', r"'\''"))
+        quote_always(arg)
     }
+}
+
+/// Quote an argument for a script drcache writes: always, so that no
+/// character (a glob's `[`, a brace) is ever read by the shell.
+pub fn quote_always(arg: &str) -> String {
+    format!("'{}'", arg.replace('\'', r"'\''"))
 }
 
 /// What a finished command produced.

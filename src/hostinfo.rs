@@ -3,6 +3,8 @@
 
 use std::collections::HashSet;
 use std::net::TcpListener;
+
+use crate::netaddr::bracketed;
 use std::path::Path;
 
 /// The environment variables that only tests set, all in one place: they let
@@ -90,7 +92,7 @@ pub fn disk_usage(root: &Path) -> Option<u64> {
 pub fn port_free(bind: &str, port: u16) -> bool {
     match bind {
         "" => can_bind(&format!("0.0.0.0:{port}")) && can_bind_v6(&format!("[::]:{port}")),
-        ip if ip.contains(':') => can_bind_v6(&format!("[{ip}]:{port}")),
+        ip if ip.contains(':') => can_bind_v6(&format!("{}:{port}", bracketed(ip))),
         ip => can_bind(&format!("{ip}:{port}")),
     }
 }

@@ -5,18 +5,11 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
+
+use crate::serde_util::null_as_default;
 
 use crate::exec::{Cmd, CommandError, Output, Runner};
-
-/// `null` in podman's JSON means the same as an absent key.
-pub(crate) fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
-where
-    D: Deserializer<'de>,
-    T: Default + Deserialize<'de>,
-{
-    Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
-}
 
 /// One entry of `podman ps -a --format json`.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]

@@ -18,7 +18,7 @@ use serde::Deserialize;
 
 use crate::containerd::CERTS_D;
 use crate::exec::{Cmd, CommandError, Output, Runner};
-use crate::podman::null_as_default;
+use crate::serde_util::null_as_default;
 
 pub mod node_scripts;
 

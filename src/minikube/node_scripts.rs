@@ -3,6 +3,7 @@
 //! files travel base64-encoded inside the one-line script.
 
 use crate::containerd::{HostsFile, CERTS_D, MARKER};
+use crate::exec::quote_always;
 
 //
 // Each script is one line of POSIX sh for the node's login shell. Values in it
@@ -36,10 +37,6 @@ const CONFIG_PATH: &str = concat!(
     "sudo systemctl restart containerd; echo drcache-config-path patched; fi",
 );
 
-fn sq(s: &str) -> String {
-    format!("'{}'", s.replace('\'', r"'\''"))
-}
-
 fn base64(bytes: &[u8]) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(bytes)
@@ -57,7 +54,7 @@ pub fn sync_script(files: &[HostsFile], containerd_config: bool) -> String {
         // Is this a file drcache wrote? Its first line says so.
         format!(
             "ours() {{ grep -qs {} \"$1\"; }}",
-            sq(&format!("^{MARKER}"))
+            quote_always(&format!("^{MARKER}"))
         ),
         DROP.to_string(),
     ];
@@ -67,13 +64,13 @@ pub fn sync_script(files: &[HostsFile], containerd_config: bool) -> String {
     parts.push(format!(
         "for f in \"$d\"/*/hosts.toml; do r=\"${{f%/hosts.toml}}\"; r=\"${{r##*/}}\"; \
          if ours \"$f\"; then case {} in *\" $r \"*) ;; *) drop \"$r\";; esac; fi; done",
-        sq(&format!(" {} ", keep.join(" ")))
+        quote_always(&format!(" {} ", keep.join(" ")))
     ));
     for file in files {
         parts.push(format!(
             "put {} {}",
-            sq(&file.registry),
-            sq(&base64(file.content.as_bytes()))
+            quote_always(&file.registry),
+            quote_always(&base64(file.content.as_bytes()))
         ));
     }
     if containerd_config {
@@ -87,7 +84,7 @@ pub fn sync_script(files: &[HostsFile], containerd_config: bool) -> String {
 pub fn check_script(targets: &[(String, String)]) -> String {
     let words: Vec<String> = targets
         .iter()
-        .map(|(registry, mirror)| sq(&format!("{registry}={mirror}/v2/")))
+        .map(|(registry, mirror)| quote_always(&format!("{registry}={mirror}/v2/")))
         .collect();
     format!(
         "for u in {}; do ( r=$(curl -gs -o /dev/null -w '%{{http_code}}' --max-time 3 \"${{u#*=}}\"); \
