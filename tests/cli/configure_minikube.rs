@@ -3,12 +3,10 @@
 //! runs drcache's node script for real, in a per-node directory standing in
 //! for the node's `/etc/containerd`, with fake `sudo`, `systemctl` and `curl`.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use common::{drcache, run, FakeBin, Run};
+use crate::support::{drcache, run, FakeBin, Run};
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/minikube");
 

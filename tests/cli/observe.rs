@@ -1,11 +1,10 @@
 //! `stats`, `status`, `warm`, `doctor`, `logs`, `completions` and `man` with
 //! fake executables: exact calls, exit codes, the macOS paths.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 
-use common::*;
+use crate::support::*;
+use crate::with_fake;
 
 /// A config whose caches listen on ports where nothing answers.
 fn config(dir: &Path, registries: &[(&str, u16)]) -> PathBuf {

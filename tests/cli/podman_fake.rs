@@ -1,8 +1,7 @@
 //! CLI behaviour with a fake podman: exact calls, errors, exit codes, dry-run.
 
-mod common;
-
-use common::*;
+use crate::support::*;
+use crate::with_fake;
 
 const EMPTY_LISTS: &str = r#"
 case "$1 $2" in

@@ -2,13 +2,11 @@
 //! that log their calls: the exact commands, privilege, failures. The real
 //! firewalld is exercised in tests/setup_host_firewalld.rs.
 
-mod common;
-
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{run, FakeBin, Run};
+use crate::support::{run, FakeBin, Run};
 
 /// A firewalld in files: `perm-*` is the permanent configuration, `live-*`
 /// the runtime one, copied over by --reload. Changes need root (FAKE_ROOT=1,
@@ -73,7 +71,7 @@ impl Host {
 
     /// drcache as a user who is not root, on Linux, with the fakes.
     fn drcache(&self, args: &[&str]) -> Command {
-        let mut cmd = common::drcache(None);
+        let mut cmd = crate::support::drcache(None);
         cmd.env_remove("FAKE_ROOT")
             .args(args)
             .env("DRCACHE_HOST_OS", "linux")

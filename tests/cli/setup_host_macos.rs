@@ -3,15 +3,13 @@
 //! the macOS code and DRCACHE_TEST_ROOT stands for `/` in the places where
 //! gvproxy is looked for.
 
-mod common;
-
 use std::fs;
 use std::io::Write as _;
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{run, FakeBin, Run};
+use crate::support::{run, FakeBin, Run};
 
 /// A fake socketfilterfw whose state for any app lives in a file: `none`
 /// (not in the firewall), `blocked` or `permitted`. Changes need root, which
@@ -76,7 +74,7 @@ impl Mac {
     }
 
     fn drcache(&self, args: &[&str]) -> Command {
-        let mut cmd = common::drcache(None);
+        let mut cmd = crate::support::drcache(None);
         for var in [
             "DRCACHE_FIREWALL_CMD",
             "CONTAINERS_CONF",

@@ -2,11 +2,10 @@
 //! Each test has its own prefix and ports, so tests run in parallel and never
 //! touch a user's caches.
 
-mod common;
-
 use std::path::PathBuf;
 
-use common::*;
+use crate::real::*;
+use crate::support::*;
 
 fn container_id(name: &str) -> String {
     podman(&["inspect", "--format", "{{.Id}}", name])

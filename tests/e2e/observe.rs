@@ -2,13 +2,12 @@
 //! `status --json`, `warm` of a multi-platform index, and `doctor` on a
 //! healthy and a broken setup. Prefix `drt-obs-*`, host ports 27000-27999.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::process::Command;
 use std::sync::Once;
 
-use common::*;
+use crate::real::*;
+use crate::support::*;
 
 /// One line of a registry's access log.
 #[derive(Debug, Clone, PartialEq)]

@@ -1,0 +1,411 @@
+//! The real components of the end-to-end tests: the podman test environment
+//! prepared by `scripts/test-env.sh`, a local upstream registry, containerd.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Once;
+use std::time::{Duration, Instant};
+
+/// Skip a test whose prerequisites are missing, with the reason on the
+/// stderr handle (libtest captures `eprintln!`, not this), or fail under
+/// CI=true, where every prerequisite must be there.
+pub fn skip_or_fail(test: &str, reason: &str) {
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("{test}: CI=true and a prerequisite is missing: {reason}");
+    }
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {reason}");
+}
+
+/// The real-component environment, or None (with a printed reason) when it
+/// is not prepared. Under CI=true a missing environment fails the test.
+pub fn real_env(test: &str) -> Option<RealEnv> {
+    let missing: Vec<&str> = ["CONTAINERS_CONF", "DRCACHE_TEST_IMAGE"]
+        .into_iter()
+        .filter(|v| std::env::var_os(v).is_none())
+        .collect();
+    let podman = which("podman");
+    let skopeo = which("skopeo");
+    let reason = if !missing.is_empty() {
+        Some(format!(
+            "{} not set (run `eval \"$(scripts/test-env.sh)\"` or `scripts/test`)",
+            missing.join(", ")
+        ))
+    } else if podman.is_none() || skopeo.is_none() {
+        Some("podman or skopeo is not installed".to_string())
+    } else {
+        None
+    };
+    if let Some(reason) = reason {
+        if std::env::var("CI").as_deref() == Ok("true") {
+            panic!("{test}: real components required in CI: {reason}");
+        }
+        eprintln!("SKIPPED {test}: {reason}");
+        return None;
+    }
+    Some(RealEnv {
+        image: std::env::var("DRCACHE_TEST_IMAGE").unwrap(),
+    })
+}
+
+fn which(tool: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|p| p.join(tool))
+            .find(|p| p.is_file())
+    })
+}
+
+pub struct RealEnv {
+    /// The registry image built from Debian's docker-registry.
+    pub image: String,
+}
+
+/// Write `dir/config.toml` for a test: the test registry image, `prefix`,
+/// `top` (more top-level lines), and one `[[registry]]` per (name, port)
+/// proxying `upstream`, each with `per_registry` lines added.
+pub fn write_config(
+    dir: &Path,
+    env: &RealEnv,
+    prefix: &str,
+    upstream: &str,
+    registries: &[(&str, u16)],
+    top: &str,
+    per_registry: &str,
+) -> PathBuf {
+    let mut text = format!("image = \"{}\"\nprefix = \"{prefix}\"\n{top}\n", env.image);
+    for (name, port) in registries {
+        text.push_str(&format!(
+            "[[registry]]\nname = \"{name}\"\nupstream = \"{upstream}\"\nport = {port}\n{per_registry}\n"
+        ));
+    }
+    let path = dir.join("config.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Run podman and return its stdout; panics with its stderr on failure.
+pub fn podman(args: &[&str]) -> String {
+    let out = Command::new("podman").args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "podman {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn podman_ok(args: &[&str]) -> bool {
+    Command::new("podman")
+        .args(args)
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// The test image `localhost/drcache-test-img:1`: FROM scratch with 2 MB of
+/// random bytes, built once per machine.
+pub const TEST_IMAGE: &str = "localhost/drcache-test-img:1";
+
+pub fn ensure_test_image() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        if podman_ok(&["image", "exists", TEST_IMAGE]) {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let mut data = vec![0u8; 2 * 1024 * 1024];
+        let mut f = std::fs::File::open("/dev/urandom").unwrap();
+        std::io::Read::read_exact(&mut f, &mut data).unwrap();
+        std::fs::write(dir.path().join("blob.bin"), data).unwrap();
+        std::fs::write(
+            dir.path().join("Containerfile"),
+            "FROM scratch\nCOPY blob.bin /blob.bin\n",
+        )
+        .unwrap();
+        podman(&[
+            "build",
+            "-q",
+            "-t",
+            TEST_IMAGE,
+            dir.path().to_str().unwrap(),
+        ]);
+    });
+}
+
+/// Containers and volumes whose names start with `prefix`, removed when dropped.
+pub struct Cleanup {
+    pub prefix: String,
+}
+
+impl Cleanup {
+    pub fn new(prefix: &str) -> Cleanup {
+        let c = Cleanup {
+            prefix: prefix.to_string(),
+        };
+        c.remove_all();
+        c
+    }
+
+    pub fn remove_all(&self) {
+        let names = podman(&[
+            "ps",
+            "-a",
+            "--format",
+            "{{.Names}}",
+            "--filter",
+            &format!("name=^{}", self.prefix),
+        ]);
+        let names: Vec<&str> = names.split_whitespace().collect();
+        if !names.is_empty() {
+            let mut args = vec!["rm", "-f", "-v", "--ignore"];
+            args.extend(&names);
+            let _ = Command::new("podman").args(&args).output();
+        }
+        let volumes = podman(&["volume", "ls", "--format", "{{.Name}}"]);
+        let ours: Vec<&str> = volumes
+            .split_whitespace()
+            .filter(|v| v.starts_with(&self.prefix))
+            .collect();
+        if !ours.is_empty() {
+            let mut args = vec!["volume", "rm", "-f"];
+            args.extend(&ours);
+            let _ = Command::new("podman").args(&args).output();
+        }
+    }
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        self.remove_all();
+    }
+}
+
+/// A plain registry on all interfaces (so caches reach it through
+/// host.containers.internal) holding `test/img:1`.
+pub struct Upstream {
+    pub name: String,
+    pub port: u16,
+}
+
+impl Upstream {
+    pub fn start(env: &RealEnv, name: &str, port: u16) -> Upstream {
+        ensure_test_image();
+        podman(&[
+            "run",
+            "-d",
+            "--name",
+            name,
+            "-p",
+            &format!("{port}:5000"),
+            &env.image,
+        ]);
+        let up = Upstream {
+            name: name.to_string(),
+            port,
+        };
+        wait_http_200(&format!("http://127.0.0.1:{port}/v2/"));
+        podman(&[
+            "push",
+            "-q",
+            "--tls-verify=false",
+            TEST_IMAGE,
+            &format!("docker://127.0.0.1:{port}/test/img:1"),
+        ]);
+        up
+    }
+
+    /// The URL a cache container uses to reach this upstream.
+    pub fn url(&self) -> String {
+        format!("http://host.containers.internal:{}", self.port)
+    }
+
+    /// How many blob downloads the upstream has served so far.
+    pub fn blob_gets(&self) -> usize {
+        let logs = Command::new("podman")
+            .args(["logs", &self.name])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&logs.stdout).into_owned()
+            + &String::from_utf8_lossy(&logs.stderr);
+        // The access log line, one per request.
+        text.lines()
+            .filter(|l| l.contains("\"GET /v2/test/img/blobs/"))
+            .count()
+    }
+}
+
+/// Poll `url` until it answers 200 (curl-free: a raw HTTP/1.0 request).
+pub fn wait_http_200(url: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if http_status(url) == Some(200) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("{url} did not answer 200 in time");
+}
+
+pub fn http_status(url: &str) -> Option<u16> {
+    use std::io::{Read, Write};
+    let rest = url.strip_prefix("http://")?;
+    let (addr, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let mut stream = std::net::TcpStream::connect(addr).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    write!(stream, "GET /{path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").ok()?;
+    let mut buf = [0u8; 64];
+    let n = stream.read(&mut buf).ok()?;
+    String::from_utf8_lossy(&buf[..n])
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// Copy `image` out of the registry at `addr` with skopeo, into a temp dir.
+pub fn skopeo_pull(addr: &str, image: &str) -> Result<(), String> {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new("skopeo")
+        .args([
+            "copy",
+            "-q",
+            "--src-tls-verify=false",
+            &format!("docker://{addr}/{image}"),
+            &format!("dir:{}", dir.path().display()),
+        ])
+        .output()
+        .unwrap();
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+/// A private containerd from scripts/start-containerd.sh, stopped on drop.
+pub struct Containerd {
+    dir: PathBuf,
+    pub socket: String,
+}
+
+impl Containerd {
+    pub fn start(dir: &Path) -> Containerd {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/start-containerd.sh");
+        let out = Command::new(script).arg(dir).output().unwrap();
+        assert!(
+            out.status.success(),
+            "start-containerd.sh failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Containerd {
+            dir: dir.to_path_buf(),
+            socket: String::from_utf8_lossy(&out.stdout).trim().to_string(),
+        }
+    }
+
+    pub fn ctr(&self, args: &[&str]) -> std::process::Output {
+        Command::new("ctr")
+            .arg("--address")
+            .arg(&self.socket)
+            .args(args)
+            .output()
+            .unwrap()
+    }
+}
+
+impl Containerd {
+    /// `ctr images pull --hosts-dir CERTS IMAGE` in a private mount namespace
+    /// whose /etc/hosts sends every upstream name where nothing listens:
+    /// containerd falls back to `server` when the mirror fails, so a pull can
+    /// only succeed through the cache. (Test upstreams are
+    /// http://host.containers.internal:PORT, published on every IPv4 address,
+    /// hence ::1 for that name.)
+    pub fn pull_isolated(&self, certs: &Path, image: &str) -> std::process::Output {
+        self.pull_isolated_with(certs, &[], image)
+    }
+
+    /// [`Containerd::pull_isolated`] with more `ctr images pull` flags
+    /// (e.g. `--platform linux/arm64`).
+    pub fn pull_isolated_with(
+        &self,
+        certs: &Path,
+        flags: &[&str],
+        image: &str,
+    ) -> std::process::Output {
+        let hosts = self.dir.join("hosts");
+        std::fs::write(
+            &hosts,
+            "127.0.0.1 localhost\n\
+             127.0.0.1 quay.io registry-1.docker.io registry.k8s.io ghcr.io gcr.io\n\
+             ::1 host.containers.internal\n",
+        )
+        .unwrap();
+        Command::new("unshare")
+            .args([
+                "-m",
+                "sh",
+                "-c",
+                "mount --bind \"$1\" /etc/hosts && shift && exec ctr \"$@\"",
+                "sh",
+            ])
+            .arg(&hosts)
+            .arg("--address")
+            .arg(&self.socket)
+            .args(["images", "pull"])
+            .args(flags)
+            .arg("--hosts-dir")
+            .arg(certs)
+            .arg(image)
+            .output()
+            .unwrap()
+    }
+}
+
+/// Whether containerd tests can run; prints why not, and fails under CI=true.
+pub fn containerd_available(test: &str) -> bool {
+    match containerd_missing() {
+        None => true,
+        Some(reason) if std::env::var("CI").as_deref() == Ok("true") => {
+            panic!("{test}: real components required in CI: {reason}")
+        }
+        Some(reason) => {
+            eprintln!("SKIPPED {test}: {reason}");
+            false
+        }
+    }
+}
+
+impl Drop for Containerd {
+    fn drop(&mut self) {
+        if let Ok(pid) = std::fs::read_to_string(self.dir.join("containerd.pid")) {
+            let _ = Command::new("kill").arg(pid.trim()).status();
+        }
+    }
+}
+
+/// The components containerd tests need besides podman, or why they are missing.
+fn containerd_missing() -> Option<String> {
+    let missing: Vec<&str> = ["containerd", "ctr", "unshare", "mount"]
+        .into_iter()
+        .filter(|t| {
+            !Command::new("sh")
+                .args(["-c", &format!("command -v {t}")])
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
+        .collect();
+    if !missing.is_empty() {
+        return Some(format!("not installed: {}", missing.join(", ")));
+    }
+    let uid = Command::new("id").arg("-u").output().unwrap();
+    (String::from_utf8_lossy(&uid.stdout).trim() != "0")
+        .then(|| "needs root (a private containerd, a mount namespace)".to_string())
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("0.0.0.0:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
