@@ -2,6 +2,8 @@
 //! firewall-cmd, socketfilterfw, sudo) that log every call. No real
 //! component, no lock, no network: `cargo test --test cli`.
 
+#[path = "support/fake.rs"]
+mod fake;
 mod support;
 
 #[path = "cli/configure_minikube.rs"]

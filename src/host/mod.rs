@@ -19,9 +19,10 @@ use crate::tools;
 /// Test-only: `linux` or `macos` makes drcache act as on that OS, so that
 /// tests on Linux can drive the macOS code against fake tools.
 const OS_OVERRIDE: &str = "DRCACHE_HOST_OS";
-/// Test-only: any non-empty value makes drcache act as a user who is not root
-/// (privileged calls go through sudo), as tests run as root.
-const NOT_ROOT_OVERRIDE: &str = "DRCACHE_TEST_NOT_ROOT";
+/// Test-only: the effective user id drcache acts as (`0`: root, privileged
+/// calls run directly; anything else: through sudo), so that tests of both
+/// cases run as any user.
+const EUID_OVERRIDE: &str = "DRCACHE_TEST_EUID";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Os {
@@ -164,6 +165,12 @@ pub fn start_warning(ctx: &Context) -> Option<String> {
 }
 
 fn effective_uid() -> u32 {
+    if let Some(uid) = std::env::var(EUID_OVERRIDE)
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        return uid;
+    }
     // SAFETY: geteuid has no preconditions and cannot fail.
     unsafe { libc::geteuid() }
 }
@@ -177,9 +184,8 @@ pub struct Privilege {
 
 impl Privilege {
     pub fn detect(dry_run: bool) -> Self {
-        let forced_user = std::env::var_os(NOT_ROOT_OVERRIDE).is_some_and(|v| !v.is_empty());
         Privilege {
-            root: effective_uid() == 0 && !forced_user,
+            root: effective_uid() == 0,
             dry_run,
             sudo: OnceCell::new(),
         }

@@ -1,14 +1,16 @@
 //! CLI behaviour with a fake podman: exact calls, errors, exit codes, dry-run.
 
+use crate::fake::*;
 use crate::support::*;
 use crate::with_fake;
 
-const EMPTY_LISTS: &str = r#"
-case "$1 $2" in
-  "ps --all") echo '[]' ;;
-  "volume ls") echo '[]' ;;
-  *) echo "unexpected call: $*" >&2; exit 99 ;;
-esac"#;
+/// A podman that lists no containers and no volumes.
+fn empty_lists(fake: &FakeBin) -> std::path::PathBuf {
+    FakeTool::new("podman")
+        .on(&PS, Reply::stdout("[]"))
+        .on(&VOLUME_LS, Reply::stdout("[]"))
+        .install(fake)
+}
 
 #[test]
 fn podman_not_installed_names_the_override() {
@@ -49,12 +51,15 @@ fn podman_not_installed_names_the_override() {
 #[test]
 fn failing_podman_shows_command_status_stderr_and_hint() {
     let fake = FakeBin::new();
-    let podman = fake.script(
-        "podman",
-        r#"echo 'Cannot connect to Podman. Please verify your connection to the Linux system using `podman system connection list`, or try `podman machine init` and `podman machine start` to manage a new Linux VM' >&2
-echo 'Error: unable to connect to Podman socket: dial unix /var/folders/x/podman.sock: connect: no such file or directory' >&2
-exit 125"#,
+    let unreachable = Reply::fail(
+        125,
+        "Cannot connect to Podman. Please verify your connection to the Linux system using `podman system connection list`, or try `podman machine init` and `podman machine start` to manage a new Linux VM\n\
+         Error: unable to connect to Podman socket: dial unix /var/folders/x/podman.sock: connect: no such file or directory\n",
     );
+    let podman = FakeTool::new("podman")
+        .on(&PS, unreachable.clone())
+        .on(&VOLUME_LS, unreachable)
+        .install(&fake);
     let out = run(with_fake(&fake, &podman).arg("status")).expect(1);
     assert!(
         out.stderr
@@ -75,7 +80,7 @@ exit 125"#,
 #[test]
 fn dry_run_start_queries_only_and_prints_the_mutations() {
     let fake = FakeBin::new();
-    let podman = fake.script("podman", EMPTY_LISTS);
+    let podman = empty_lists(&fake);
     let out = run(with_fake(&fake, &podman).args(["start", "--dry-run", "quay.io"])).expect(0);
     let mut calls = fake.calls();
     calls.sort();
@@ -109,7 +114,7 @@ fn dry_run_start_queries_only_and_prints_the_mutations() {
 #[test]
 fn unknown_registry_is_a_usage_error_listing_the_configured_ones() {
     let fake = FakeBin::new();
-    let podman = fake.script("podman", EMPTY_LISTS);
+    let podman = empty_lists(&fake);
     let out = run(with_fake(&fake, &podman).args(["start", "example.com"])).expect(2);
     assert!(
         out.stderr.contains(
@@ -124,7 +129,7 @@ fn unknown_registry_is_a_usage_error_listing_the_configured_ones() {
 #[test]
 fn invalid_config_names_file_and_line_and_calls_nothing() {
     let fake = FakeBin::new();
-    let podman = fake.script("podman", EMPTY_LISTS);
+    let podman = empty_lists(&fake);
     let config = fake.path().join("bad.toml");
     std::fs::write(&config, "prefix = \"ok\"\n\n[[registry]]\nname = \"quay.io\"\nport = 5051\n[[registry]]\nname = \"ghcr.io\"\nport = 5051\n").unwrap();
     let out = run(with_fake(&fake, &podman)
@@ -169,7 +174,7 @@ fn invalid_config_names_file_and_line_and_calls_nothing() {
 #[test]
 fn config_comes_from_env_then_xdg() {
     let fake = FakeBin::new();
-    let podman = fake.script("podman", EMPTY_LISTS);
+    let podman = empty_lists(&fake);
     let xdg = fake.path().join("xdg");
     std::fs::create_dir_all(xdg.join("drcache")).unwrap();
     std::fs::write(
@@ -210,23 +215,48 @@ fn clean_with_volumes_removes_only_what_drcache_owns() {
     let fake = FakeBin::new();
     // A drcache-labelled volume, an exact-name one from the older helper, one
     // sharing the prefix, and one with drcache labels of another prefix.
-    let podman = fake.script(
-        "podman",
-        r#"
-case "$1 $2" in
-  "ps --all") echo '[{"Id":"a","Names":["drenv-cache-quay-io"],"State":"exited"},{"Id":"b","Names":["drenv-cache-mine"],"State":"running"}]' ;;
-  "volume ls") echo '[
-    {"Name":"drenv-cache-quay-io","Labels":{}},
-    {"Name":"renamed","Labels":{"drcache.registry":"ghcr.io","drcache.prefix":"drenv-cache"}},
-    {"Name":"drenv-cache-mine","Labels":{}},
-    {"Name":"other-ghcr-io","Labels":{"drcache.registry":"ghcr.io","drcache.prefix":"other"}}]' ;;
-  "rm --force") ;;
-  "volume rm") ;;
-  "secret ls") printf 'drenv-cache-quay-io-config\nunrelated\n' ;;
-  "secret rm") ;;
-  *) echo "unexpected call: $*" >&2; exit 99 ;;
-esac"#,
-    );
+    let mut foreign = ps_row("running", "drenv-cache", "mine", 5099);
+    foreign["Labels"] = serde_json::json!({});
+    let podman = FakeTool::new("podman")
+        .on(
+            &PS,
+            Reply::stdout(ps_json(&[
+                ps_row("exited", "drenv-cache", "quay.io", 5051),
+                foreign,
+            ])),
+        )
+        .on(
+            &VOLUME_LS,
+            Reply::stdout(ps_json(&[
+                volume_row("drenv-cache-quay-io", &[]),
+                volume_row(
+                    "renamed",
+                    &[
+                        ("drcache.registry", "ghcr.io"),
+                        ("drcache.prefix", "drenv-cache"),
+                    ],
+                ),
+                volume_row("drenv-cache-mine", &[]),
+                volume_row(
+                    "other-ghcr-io",
+                    &[("drcache.registry", "ghcr.io"), ("drcache.prefix", "other")],
+                ),
+            ])),
+        )
+        .on(
+            &["rm", "--force", "--ignore", "drenv-cache-quay-io"],
+            Reply::ok(),
+        )
+        .on(
+            &["volume", "rm", "drenv-cache-quay-io", "renamed"],
+            Reply::ok(),
+        )
+        .on(
+            &["secret", "ls", "--format", "{{.Name}}"],
+            Reply::stdout("drenv-cache-quay-io-config\nunrelated\n"),
+        )
+        .on(&["secret", "rm", "drenv-cache-quay-io-config"], Reply::ok())
+        .install(&fake);
     run(with_fake(&fake, &podman).args(["clean", "--volumes"])).expect(0);
     let calls = fake.calls();
     assert!(
@@ -246,15 +276,25 @@ esac"#,
 #[test]
 fn stop_stops_only_running_caches_in_one_call() {
     let fake = FakeBin::new();
-    let podman = fake.script(
-        "podman",
-        r#"
-case "$1 $2" in
-  "ps --all") echo '[{"Id":"a","Names":["drenv-cache-quay-io"],"State":"running"},{"Id":"b","Names":["drenv-cache-ghcr-io"],"State":"exited"},{"Id":"c","Names":["drenv-cache-gcr-io"],"State":"running"}]' ;;
-  "stop --ignore") ;;
-  *) echo "unexpected call: $*" >&2; exit 99 ;;
-esac"#,
-    );
+    let podman = FakeTool::new("podman")
+        .on(
+            &PS,
+            Reply::stdout(ps_json(&[
+                ps_row("running", "drenv-cache", "quay.io", 5051),
+                ps_row("exited", "drenv-cache", "ghcr.io", 5054),
+                ps_row("running", "drenv-cache", "gcr.io", 5055),
+            ])),
+        )
+        .on(
+            &[
+                "stop",
+                "--ignore",
+                "drenv-cache-quay-io",
+                "drenv-cache-gcr-io",
+            ],
+            Reply::ok(),
+        )
+        .install(&fake);
     run(with_fake(&fake, &podman).arg("stop")).expect(0);
     assert_eq!(
         fake.calls(),
@@ -288,24 +328,18 @@ fn a_listing_racing_a_removal_is_retried() {
     let fake = FakeBin::new();
     // The first `volume ls` fails as podman 4.3 does when another process
     // removes a volume while it lists.
-    let podman = fake.script(
-        "podman",
-        &format!(
-            r#"
-case "$1 $2" in
-  "ps --all") echo '[]' ;;
-  "volume ls")
-    if [ ! -e '{flag}' ]; then
-      touch '{flag}'
-      echo 'Error: no volume with name 3a43dc found in database: no such volume' >&2
-      exit 125
-    fi
-    echo '[]' ;;
-  *) echo "unexpected call: $*" >&2; exit 99 ;;
-esac"#,
-            flag = fake.path().join("failed-once").display()
-        ),
-    );
+    let podman = FakeTool::new("podman")
+        .on(&PS, Reply::stdout("[]"))
+        .on(
+            &VOLUME_LS,
+            Reply::fail(
+                125,
+                "Error: no volume with name 3a43dc found in database: no such volume\n",
+            )
+            .times(1),
+        )
+        .on(&VOLUME_LS, Reply::stdout("[]"))
+        .install(&fake);
     run(with_fake(&fake, &podman).args(["status", "--json"])).expect(3);
     let volume_calls = fake
         .calls()
@@ -319,22 +353,38 @@ esac"#,
 fn credentials_reach_podman_on_stdin_only() {
     let fake = FakeBin::new();
     let stdin_log = fake.path().join("stdin.log");
-    let podman = fake.script(
-        "podman",
-        &format!(
-            r#"
-case "$1 $2" in
-  "ps --all") echo '[]' ;;
-  "volume ls") echo '[]' ;;
-  "volume create") ;;
-  "secret rm") echo 'Error: no secret with name or id "x": no such secret' >&2; exit 125 ;;
-  "secret create") cat >> '{}' ;;
-  "run --detach") echo 0123abcd ;;
-  *) echo "unexpected call: $*" >&2; exit 99 ;;
-esac"#,
-            stdin_log.display()
-        ),
-    );
+    let podman = FakeTool::new("podman")
+        .on(&PS, Reply::stdout("[]"))
+        .on(&VOLUME_LS, Reply::stdout("[]"))
+        .on(
+            &[
+                "volume",
+                "create",
+                "--label",
+                "drcache.registry=docker.io",
+                "--label",
+                "drcache.prefix=drenv-cache",
+                "drenv-cache-docker-io",
+            ],
+            Reply::stdout("drenv-cache-docker-io\n"),
+        )
+        .on(
+            &["secret", "rm", "drenv-cache-docker-io-config"],
+            Reply::fail(
+                125,
+                "Error: no secret with name or id \"drenv-cache-docker-io-config\": no such secret\n",
+            ),
+        )
+        .on(
+            &["secret", "create", "drenv-cache-docker-io-config", "-"],
+            Reply::stdout("4f1c7a0e2d3b5a6c8e9f0a1b2\n").stdin_to(&stdin_log),
+        )
+        // The run line is checked below, in the calls.
+        .on_prefix(
+            &["run", "--detach", "--name", "drenv-cache-docker-io"],
+            Reply::stdout("0123abcd\n"),
+        )
+        .install(&fake);
     let config = fake.path().join("c.toml");
     std::fs::write(
         &config,

@@ -124,11 +124,7 @@ fn ports(text: &str) -> BTreeSet<String> {
 /// drcache as root on Linux, with the real firewall-cmd from PATH.
 fn drcache(args: &[&str]) -> Command {
     let mut cmd = crate::support::drcache(None);
-    for var in [
-        "DRCACHE_FIREWALL_CMD",
-        "DRCACHE_SUDO",
-        "DRCACHE_TEST_NOT_ROOT",
-    ] {
+    for var in ["DRCACHE_FIREWALL_CMD", "DRCACHE_SUDO", "DRCACHE_TEST_EUID"] {
         cmd.env_remove(var);
     }
     cmd.env("DRCACHE_HOST_OS", "linux").args(args);
@@ -241,7 +237,7 @@ fn inside_firewalld_namespace() {
     .unwrap();
     let config_arg = config.display().to_string();
     let out = run(drcache(&["setup-host", "--config", &config_arg])
-        .env("DRCACHE_TEST_NOT_ROOT", "1")
+        .env("DRCACHE_TEST_EUID", "1000")
         .env("DRCACHE_SUDO", &sudo))
     .expect(0);
     assert!(

@@ -70,38 +70,54 @@ impl FakeBin {
     /// `name arg1 arg2...` to the shared log (with printf: sh's echo would
     /// turn backslashes in arguments into escapes).
     pub fn script(&self, name: &str, body: &str) -> PathBuf {
-        self.script_at(&self.dir.path().join(name), body)
-    }
-
-    /// Like [`FakeBin::script`], at any path (parents are created), logging
-    /// under the file name: for tools that are found by where they live.
-    pub fn script_at(&self, path: &Path, body: &str) -> PathBuf {
-        use std::os::unix::fs::PermissionsExt;
-        let path = path.to_path_buf();
-        let name = path.file_name().unwrap().to_string_lossy().into_owned();
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        let text = format!(
-            "#!/bin/sh\nprintf '%s\\n' \"{name} $*\" >> '{}'\n{body}\n",
-            self.log_path().display()
+        let path = self.dir.path().join(name);
+        write_executable(
+            &path,
+            &format!(
+                "#!/bin/sh\nprintf '%s\\n' \"{name} $*\" >> '{}'\n{body}\n",
+                self.log_path().display()
+            ),
         );
-        std::fs::write(&path, text).unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
         path
     }
 
+    /// The calls that no fake tool was written for (see `FakeTool`).
+    pub fn unexpected_calls(&self) -> Vec<String> {
+        read_lines(&self.dir.path().join("unexpected.log"))
+    }
+
     pub fn calls(&self) -> Vec<String> {
-        std::fs::read_to_string(self.log_path())
-            .unwrap_or_default()
-            .lines()
-            .map(str::to_string)
-            .collect()
+        read_lines(&self.log_path())
     }
 
     pub fn path(&self) -> &Path {
         self.dir.path()
     }
+}
 
-    pub fn clear_calls(&self) {
-        let _ = std::fs::remove_file(self.log_path());
+/// A test fails when drcache made a call that no fake tool was written for,
+/// even where drcache went on after the fake's exit 99.
+impl Drop for FakeBin {
+    fn drop(&mut self) {
+        let unexpected = self.unexpected_calls();
+        if !unexpected.is_empty() && !std::thread::panicking() {
+            panic!("calls no fake was written for: {unexpected:#?}");
+        }
     }
+}
+
+fn read_lines(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// Write `text` to `path` (parents created) as an executable file.
+pub fn write_executable(path: &Path, text: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
