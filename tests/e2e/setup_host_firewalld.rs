@@ -77,7 +77,7 @@ fn missing_prerequisite() -> Option<String> {
 #[test]
 fn setup_host_against_real_firewalld() {
     if let Some(reason) = missing_prerequisite() {
-        return crate::real::skip_or_fail("setup_host_against_real_firewalld", &reason);
+        return crate::real::missing("setup_host_against_real_firewalld", &reason);
     }
     let out = Command::new("bash")
         .arg(manifest_dir().join("scripts/firewalld-ns.sh"))
