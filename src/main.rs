@@ -14,6 +14,8 @@ mod host;
 mod hostinfo;
 mod imageref;
 mod lock;
+#[cfg(test)]
+mod log_tests;
 mod metrics;
 mod minikube;
 mod oci;

@@ -415,3 +415,162 @@ fn credentials_reach_podman_on_stdin_only() {
     let stdin = std::fs::read_to_string(&stdin_log).unwrap();
     assert!(stdin.contains("password: \"pass-51d0\""), "{stdin}");
 }
+
+#[test]
+fn a_default_port_taken_elsewhere_names_the_file_and_the_line() {
+    let fake = FakeBin::new();
+    let podman = empty_lists(&fake);
+    let config = fake.path().join("dup.toml");
+    std::fs::write(
+        &config,
+        "prefix = \"p\"\n\n[[registry]]\nname = \"ghcr.io\"\nport = 5051\n\n[[registry]]\nname = \"quay.io\"\n",
+    )
+    .unwrap();
+    let out = run(with_fake(&fake, &podman)
+        .arg("--config")
+        .arg(&config)
+        .arg("start"))
+    .expect(2);
+    assert_eq!(
+        out.stderr,
+        format!(
+            "error: {}:8: port 5051 is used by both \"ghcr.io\" and \"quay.io\" (its default); \
+             give one of them another port\nhint: fix the config file, or see `drcache --help` for where the \
+             configuration is read from\n",
+            config.display()
+        )
+    );
+    assert!(fake.calls().is_empty());
+}
+
+#[test]
+fn clean_volumes_spares_volumes_whose_names_only_start_with_a_cache_volume() {
+    let fake = FakeBin::new();
+    // The strict fake is the assertion: a `volume rm` naming any other
+    // volume is a call it was not written for, and fails the test.
+    let podman = FakeTool::new("podman")
+        .on(&PS, Reply::stdout("[]"))
+        .on(
+            &VOLUME_LS,
+            Reply::stdout(ps_json(&[
+                volume_row("drenv-cache-quay-io-backup", &[]),
+                volume_row("drenv-cache-quay-io", &[]),
+                volume_row("drenv-cache-quay-io2", &[]),
+                volume_row("drenv-cache-docker-io.old", &[]),
+            ])),
+        )
+        .on(&["volume", "rm", "drenv-cache-quay-io"], Reply::ok())
+        .on(&["secret", "ls", "--format", "{{.Name}}"], Reply::ok())
+        .install(&fake);
+    run(with_fake(&fake, &podman).args(["clean", "--volumes"])).expect(0);
+    let calls = fake.calls();
+    assert!(
+        calls.contains(&"podman volume rm drenv-cache-quay-io".to_string()),
+        "{calls:?}"
+    );
+}
+
+#[test]
+fn an_unreachable_upstream_falls_back_to_the_offline_spec() {
+    let fake = FakeBin::new();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = fake.path().join("c.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "prefix = \"drt-offline\"\n[[registry]]\nname = \"quay.io\"\n\
+             upstream = \"http://host.containers.internal:16100\"\nport = {port}\n"
+        ),
+    )
+    .unwrap();
+    // The proxy container starts, and its log shows the registry's panic
+    // (real registry 3.1.1 log of an unreachable upstream).
+    let podman = FakeTool::new("podman")
+        .on(&PS, Reply::stdout("[]"))
+        .on(&VOLUME_LS, Reply::stdout("[]"))
+        .on(
+            &[
+                "volume",
+                "create",
+                "--label",
+                "drcache.registry=quay.io",
+                "--label",
+                "drcache.prefix=drt-offline",
+                "drt-offline-quay-io",
+            ],
+            Reply::stdout("drt-offline-quay-io\n"),
+        )
+        .on_prefix(
+            &["run", "--detach", "--name", "drt-offline-quay-io"],
+            Reply::stdout("0123abcd\n"),
+        )
+        .on(
+            &[
+                Arg::from("logs"),
+                Arg::from("--since"),
+                Arg::glob("[0-9]*"),
+                Arg::from("drt-offline-quay-io"),
+            ],
+            Reply::stdout(fixture_text(
+                "registry3/registry-3.1.1-log-upstream-unreachable.txt",
+            )),
+        )
+        .on(
+            &["rm", "--force", "--ignore", "drt-offline-quay-io"],
+            Reply::ok(),
+        )
+        .install(&fake);
+    let out = run(with_fake(&fake, &podman)
+        .arg("--config")
+        .arg(&config)
+        .args(["start", "--json", "--timeout", "2"]))
+    .expect(3);
+    let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let cache = &report["caches"][0];
+    assert_eq!(cache["mode"], "offline", "{report}");
+    assert_eq!(
+        cache["offline_reason"],
+        "panic: Get \"http://host.containers.internal:16100/v2/\": dial tcp 10.88.0.1:16100: connect: connection refused"
+    );
+    let calls = fake.calls();
+    let kinds: Vec<&str> = calls
+        .iter()
+        .map(|c| {
+            let words: Vec<&str> = c.split(' ').collect();
+            match words[1] {
+                "run" if c.contains("--label drcache.mode=proxy") => "run proxy",
+                "run" if c.contains("--label drcache.mode=offline") => "run offline",
+                "logs" => "logs",
+                "rm" => "rm",
+                "volume" => words[2],
+                "ps" => "ps",
+                _ => c.as_str(),
+            }
+        })
+        .collect();
+    // The listings run in parallel: compare them as a set.
+    let mut listings = kinds[..2].to_vec();
+    listings.sort();
+    assert_eq!(listings, ["ls", "ps"], "{calls:#?}");
+    assert_eq!(
+        kinds[2..],
+        ["create", "run proxy", "logs", "rm", "run offline"],
+        "{calls:#?}"
+    );
+    let offline_run = &calls[6];
+    assert!(
+        offline_run.contains("--env REGISTRY_STORAGE_MAINTENANCE_READONLY"),
+        "{offline_run}"
+    );
+    assert!(
+        !offline_run.contains("REGISTRY_PROXY_REMOTEURL"),
+        "{offline_run}"
+    );
+    assert!(
+        calls[3].contains("--env REGISTRY_PROXY_REMOTEURL=http://host.containers.internal:16100")
+    );
+}
