@@ -88,7 +88,7 @@ struct RawConfig {
     bind: Option<Spanned<String>>,
     host: Option<Spanned<String>>,
     ttl: Option<Spanned<String>>,
-    registry: Option<Vec<RawRegistry>>,
+    registry: Option<Spanned<Vec<RawRegistry>>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -196,6 +196,7 @@ pub fn parse(text: &str, source: &str) -> Result<Config, ConfigError> {
         None => None,
     };
 
+    let list_at = raw.registry.as_ref().map(|l| l.span().start);
     let registries = match raw.registry {
         None => defaults
             .map(|d| d.registries)
@@ -206,10 +207,12 @@ pub fn parse(text: &str, source: &str) -> Result<Config, ConfigError> {
                 ..r
             })
             .collect(),
-        Some(list) => registries_from(list, defaults.as_ref(), &global_ttl, &error_at)?,
+        Some(list) => {
+            registries_from(list.into_inner(), defaults.as_ref(), &global_ttl, &error_at)?
+        }
     };
     if registries.is_empty() {
-        return Err(error_at(None, "no registries are configured".into()));
+        return Err(error_at(list_at, "no registries are configured".into()));
     }
     Ok(Config {
         image,
@@ -231,8 +234,11 @@ fn registries_from(
     let mut seen_ports: HashMap<u16, String> = HashMap::new();
     let mut out = Vec::new();
     let mut pending_port = Vec::new();
+    // Where each registry's name stands, for errors found after the loop.
+    let mut names_at = Vec::new();
     for raw in list {
         let name_at = Some(raw.name.span().start);
+        names_at.push(name_at);
         let name = raw.name.into_inner();
         check_registry_name(&name).map_err(|m| error_at(name_at, m))?;
         if seen_names.insert(name.clone(), out.len()).is_some() {
@@ -294,11 +300,11 @@ fn registries_from(
     }
     // Default ports of known registries, then free ports for the rest, so an
     // explicit port elsewhere in the file always wins.
-    for r in &out {
+    for (r, name_at) in out.iter().zip(names_at) {
         if r.port != 0 && !seen_ports.values().any(|n| n == &r.name) {
             if let Some(other) = seen_ports.insert(r.port, r.name.clone()) {
                 return Err(error_at(
-                    None,
+                    name_at,
                     format!(
                         "port {} is used by both {other:?} and {:?} (its default); give one of them another port",
                         r.port, r.name
@@ -627,6 +633,45 @@ mod tests {
             "[[registry]]\nname = \"quay.io\"\n[[registry]]\nname = \"ghcr.io\"\nport = 5051\n",
         );
         assert!(e.message.contains("port 5051"), "{e}");
+    }
+
+    /// Every kind of config error, as printed: `FILE:LINE: message`.
+    #[test]
+    fn every_config_error_is_one_exact_line_naming_file_and_line() {
+        let cases: &[(&str, &str)] = &[
+            ("prefix = \"a\"\nbind = \n", "dup.toml:2: string values must be quoted, expected literal string"),
+            ("image = \"x\"\n\n[[registry]]\nname = \"quay.io\"\nprot = 1\n", "dup.toml:5: unknown field `prot`, expected one of `name`, `upstream`, `port`, `ttl`, `username_env`, `password_env`, `credentials_file`, `auth_file`"),
+            ("prefix = 5\n", "dup.toml:1: invalid type: integer `5`, expected a string"),
+            ("prefix = \"-x\"\n", "dup.toml:1: prefix \"-x\" is not a valid podman name start (a letter or digit, then letters, digits, '_', '.' or '-')"),
+            ("prefix = \"a b\"\n", "dup.toml:1: prefix \"a b\" is not a valid podman name start (a letter or digit, then letters, digits, '_', '.' or '-')"),
+            ("\nbind = \"localhost\"\n", "dup.toml:2: bind = \"localhost\" is not an IP address (use \"\" for all interfaces)"),
+            ("host = \"a b\"\n", "dup.toml:1: host: \"a b\" is not a host name or IP address"),
+            ("ttl = \"7d\"\n", "dup.toml:1: ttl \"7d\" is not a duration like \"168h\", \"90m\" or \"3600s\""),
+            ("image = \"--privileged\"\n", "dup.toml:1: image \"--privileged\" is not an image reference"),
+            ("[[registry]]\nname = \"Quay.io\"\n", "dup.toml:2: registry name \"Quay.io\" is not a registry host name (like \"quay.io\"; lowercase letters, digits, '-' and '.')"),
+            ("[[registry]]\nname = \"quay.io:99999\"\n", "dup.toml:2: registry name \"quay.io:99999\" has an invalid port"),
+            ("[[registry]]\nname = \"quay.io\"\nupstream = \"ftp://x\"\n", "dup.toml:3: upstream \"ftp://x\" is not an http:// or https:// URL of a registry"),
+            ("[[registry]]\nname = \"quay.io\"\n[[registry]]\nname = \"quay.io\"\n", "dup.toml:4: registry \"quay.io\" is listed twice"),
+            ("[[registry]]\nname = \"quay.io\"\nport = 0\n", "dup.toml:3: port 0 is outside 1..65535"),
+            ("[[registry]]\nname = \"quay.io\"\nport = 6000\n[[registry]]\nname = \"ghcr.io\"\nport = 6000\n", "dup.toml:6: port 6000 is used by both \"quay.io\" and \"ghcr.io\""),
+            // A registry's default port taken by an explicit one elsewhere:
+            // the line of the registry that would use its default.
+            ("prefix = \"p\"\n\n[[registry]]\nname = \"ghcr.io\"\nport = 5051\n\n[[registry]]\nname = \"quay.io\"\n", "dup.toml:8: port 5051 is used by both \"ghcr.io\" and \"quay.io\" (its default); give one of them another port"),
+            ("[[registry]]\nname = \"quay.io\"\nttl = \"1x\"\n", "dup.toml:3: ttl \"1x\" is not a duration like \"168h\", \"90m\" or \"3600s\""),
+            ("[[registry]]\nname = \"docker.io\"\nusername_env = \"U\"\n", "dup.toml:3: registry \"docker.io\": username_env and password_env go together"),
+            ("[[registry]]\nname = \"docker.io\"\nusername_env = \"U-1\"\npassword_env = \"P\"\n", "dup.toml:3: registry \"docker.io\": \"U-1\" is not an environment variable name"),
+            ("[[registry]]\nname = \"docker.io\"\ncredentials_file = \"\"\n", "dup.toml:3: registry \"docker.io\": credentials_file is empty"),
+            ("[[registry]]\nname = \"docker.io\"\ncredentials_file = \"f\"\nauth_file = true\n", "dup.toml:3: registry \"docker.io\": choose one credential source: username_env/password_env, credentials_file or auth_file"),
+            ("registry = []\n", "dup.toml:1: no registries are configured"),
+        ];
+        let mut wrong = Vec::new();
+        for (text, expect) in cases {
+            let got = parse(text, "dup.toml").map_or_else(|e| e.to_string(), |_| "no error".into());
+            if got != *expect {
+                wrong.push(format!("{text:?}\n  got:  {got}\n  want: {expect}"));
+            }
+        }
+        assert!(wrong.is_empty(), "{}", wrong.join("\n"));
     }
 
     #[test]

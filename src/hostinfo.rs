@@ -15,9 +15,9 @@ pub mod test_hooks {
 
     /// `linux` or `macos`: act as on that OS.
     const OS: &str = "DRCACHE_HOST_OS";
-    /// Non-empty: act as a user who is not root (privileged calls go
-    /// through sudo), as tests run as root.
-    const NOT_ROOT: &str = "DRCACHE_TEST_NOT_ROOT";
+    /// The effective user id to act as (`0`: root, privileged calls run
+    /// directly; anything else: through sudo), so tests of both run as any user.
+    const EUID: &str = "DRCACHE_TEST_EUID";
     /// A directory standing for `/` where macOS tools are looked for.
     const ROOT: &str = "DRCACHE_TEST_ROOT";
 
@@ -29,8 +29,8 @@ pub mod test_hooks {
         non_empty(OS)
     }
 
-    pub fn act_as_non_root() -> bool {
-        non_empty(NOT_ROOT).is_some()
+    pub fn euid() -> Option<u32> {
+        non_empty(EUID)?.parse().ok()
     }
 
     pub fn root() -> Option<PathBuf> {

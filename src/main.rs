@@ -20,6 +20,8 @@ mod hostinfo;
 mod imageref;
 mod interrupt;
 mod lock;
+#[cfg(test)]
+mod log_tests;
 mod metrics;
 mod minikube;
 mod netaddr;

@@ -545,6 +545,25 @@ mod tests {
     }
 
     #[test]
+    fn the_hit_rate_counts_manifests_and_blobs_together() {
+        // Manifests 3 of 4 from the cache, blobs 1 of 6: neither ratio
+        // alone, nor their mean, is the share of requests served.
+        let metrics = Metrics::parse(concat!(
+            "registry_proxy_requests_total{type=\"manifest\"} 4\n",
+            "registry_proxy_hits_total{type=\"manifest\"} 3\n",
+            "registry_proxy_misses_total{type=\"manifest\"} 1\n",
+            "registry_proxy_requests_total{type=\"blob\"} 6\n",
+            "registry_proxy_hits_total{type=\"blob\"} 1\n",
+            "registry_proxy_misses_total{type=\"blob\"} 5\n",
+        ))
+        .unwrap();
+        let s = proxy_stats(&metrics, None).unwrap();
+        assert_eq!((s.manifests.requests, s.manifests.hits), (4, 3));
+        assert_eq!((s.blobs.requests, s.blobs.hits), (6, 1));
+        assert_eq!(s.hit_rate, Some(0.4));
+    }
+
+    #[test]
     fn registry_28_needs_debug_vars() {
         let metrics = Metrics::parse(&fixture("registry-2.8.2-metrics-warm-pull.txt")).unwrap();
         let err = proxy_stats(&metrics, None).unwrap_err();

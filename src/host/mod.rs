@@ -169,6 +169,9 @@ pub fn start_warning(runner: &Runner) -> Option<String> {
 }
 
 fn effective_uid() -> u32 {
+    if let Some(uid) = test_hooks::euid() {
+        return uid;
+    }
     // SAFETY: geteuid has no preconditions and cannot fail.
     unsafe { libc::geteuid() }
 }
@@ -182,9 +185,8 @@ pub struct Privilege {
 
 impl Privilege {
     pub fn detect(dry_run: bool) -> Self {
-        let forced_user = test_hooks::act_as_non_root();
         Privilege {
-            root: effective_uid() == 0 && !forced_user,
+            root: effective_uid() == 0,
             dry_run,
             sudo: OnceCell::new(),
         }

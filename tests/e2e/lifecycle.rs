@@ -2,23 +2,10 @@
 //! Each test has its own prefix and ports, so tests run in parallel and never
 //! touch a user's caches.
 
-mod common;
-
 use std::path::PathBuf;
 
-use common::*;
-
-fn container_id(name: &str) -> String {
-    podman(&["inspect", "--format", "{{.Id}}", name])
-        .trim()
-        .to_string()
-}
-
-fn container_state(name: &str) -> String {
-    podman(&["inspect", "--format", "{{.State.Status}}", name])
-        .trim()
-        .to_string()
-}
+use crate::real::*;
+use crate::support::*;
 
 #[test]
 fn lifecycle_idempotency_and_cache_hits() {

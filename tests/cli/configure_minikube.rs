@@ -3,37 +3,22 @@
 //! runs drcache's node script for real, in a per-node directory standing in
 //! for the node's `/etc/containerd`, with fake `sudo`, `systemctl` and `curl`.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use common::{drcache, run, FakeBin, Run};
+use crate::fake::{fixture_text, Arg, FakeTool, Reply};
+use crate::support::{drcache, run, write_executable, FakeBin, Run};
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/minikube");
 
-/// The fake minikube: any call it does not know exits 99.
-const FAKE_MINIKUBE: &str = r#"
-case "$1" in
-profile)
-    [ "$*" = "profile list -o json -l" ] || exit 99
-    cat "$W/profile-list.json" ;;
-status)
-    [ "$2 $4 $5 $#" = "-p -o json 5" ] || exit 99
-    [ -f "$W/status-$3.json" ] || { echo "Profile \"$3\" not found." >&2; exit 85; }
-    cat "$W/status-$3.json"
-    exit "$(cat "$W/status-$3.code" 2>/dev/null || echo 0)" ;;
-ssh)
-    [ "$2 $4 $6 $#" = "-p -n -- 7" ] || exit 99
-    node="$W/nodes/$5"
-    [ -d "$node" ] || { echo "Node $5 does not exist." >&2; exit 80; }
-    [ -f "$W/hang-$5" ] && sleep 60
-    script=$(printf '%s' "$7" | sed -e "s|d=/etc/containerd|d=$node/etc/containerd|" \
-        -e "s|c=/etc/containerd|c=$node/etc/containerd|")
-    PATH="$W/nodebin:$PATH" NODE_NAME="$5" sh -c "$script" ;;
-*) exit 99 ;;
-esac
-"#;
+/// `minikube ssh -p PROFILE -n NODE -- SCRIPT`: runs drcache's node script
+/// for real in the node's directory, with the node fakes first on PATH.
+const SSH: &str = r#"node="$W/nodes/$5"
+[ -d "$node" ] || { echo "Node $5 does not exist." >&2; exit 80; }
+[ -f "$W/hang-$5" ] && sleep 60
+script=$(printf '%s' "$7" | sed -e "s|d=/etc/containerd|d=$node/etc/containerd|" \
+    -e "s|c=/etc/containerd|c=$node/etc/containerd|")
+PATH="$W/nodebin:$PATH" NODE_NAME="$5" sh -c "$script""#;
 
 /// Fakes the node scripts call. curl answers from `$W/curl-<node>` lines
 /// `PORT CURL_EXIT HTTP_STATUS`, else `0 200`.
@@ -76,14 +61,30 @@ impl World {
     fn new(list: &str, statuses: &[(&str, &str, i32)], nodes: &[&str]) -> World {
         let fake = FakeBin::new();
         let w = fake.path().to_path_buf();
-        let minikube = fake.script(
-            "minikube",
-            &format!(
-                "W='{}'; LOG='{}'\n{FAKE_MINIKUBE}",
-                w.display(),
-                fake.log_path().display()
-            ),
+        let mut minikube = FakeTool::new("minikube").on(
+            &["profile", "list", "-o", "json", "-l"],
+            Reply::stdout(fixture_text(&format!("minikube/{list}"))),
         );
+        for (profile, fixture, code) in statuses {
+            minikube = minikube.on(
+                &["status", "-p", profile, "-o", "json"],
+                Reply::stdout(fixture_text(&format!("minikube/{fixture}"))).code(*code),
+            );
+        }
+        let minikube = minikube
+            .on(
+                &[
+                    Arg::from("ssh"),
+                    Arg::from("-p"),
+                    Arg::glob("*"),
+                    Arg::from("-n"),
+                    Arg::glob("*"),
+                    Arg::from("--"),
+                    Arg::glob("*"),
+                ],
+                Reply::script(format!("W='{}'\n{SSH}", w.display())),
+            )
+            .install(&fake);
         std::fs::create_dir_all(w.join("nodebin")).unwrap();
         for (name, body) in NODE_FAKES {
             let path = w.join("nodebin").join(name);
@@ -92,18 +93,7 @@ impl World {
                 w.display(),
                 fake.log_path().display()
             );
-            std::fs::write(&path, text).unwrap();
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-        }
-        std::fs::copy(Path::new(FIXTURES).join(list), w.join("profile-list.json")).unwrap();
-        for (profile, fixture, code) in statuses {
-            std::fs::copy(
-                Path::new(FIXTURES).join(fixture),
-                w.join(format!("status-{profile}.json")),
-            )
-            .unwrap();
-            std::fs::write(w.join(format!("status-{profile}.code")), code.to_string()).unwrap();
+            write_executable(&path, &text);
         }
         for node in nodes {
             let etc = w.join("nodes").join(node).join("etc/containerd");

@@ -1,12 +1,11 @@
 //! `drcache hosts-toml`: its output, and a real containerd pulling through a
 //! real drcache cache with it.
 
-mod common;
-
 use std::process::Command;
 use std::time::Instant;
 
-use common::*;
+use crate::real::*;
+use crate::support::*;
 
 #[test]
 fn hosts_toml_prints_every_registry_and_writes_a_certs_d_tree() {

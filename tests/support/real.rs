@@ -1,160 +1,89 @@
-//! Shared test helpers: running drcache, fake executables, and the real
-//! podman test environment prepared by `scripts/test-env.sh`.
-#![allow(dead_code)]
+//! The real components of the end-to-end tests: the podman test environment
+//! prepared by `scripts/test-env.sh`, a local upstream registry, containerd.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::sync::Once;
 use std::time::{Duration, Instant};
 
-pub const BIN: &str = env!("CARGO_BIN_EXE_drcache");
+/// `DRCACHE_TEST_SKIP_REAL=1` opts a run out of the real-component tests
+/// whose components are missing; without it such a test fails.
+const SKIP_REAL: &str = "DRCACHE_TEST_SKIP_REAL";
+/// When set, each opted-out test appends a line to this file (scripts/test
+/// lists them at the end of its run).
+const OPTED_OUT_FILE: &str = "DRCACHE_TEST_OPTED_OUT_FILE";
 
-/// drcache with a clean environment: no user config, no color, and no real
-/// minikube (a developer's clusters are never touched; tests that need
-/// minikube point DRCACHE_MINIKUBE at a fake).
-pub fn drcache(config: Option<&Path>) -> Command {
-    let mut cmd = Command::new(BIN);
-    cmd.env_remove("DRCACHE_CONFIG")
-        .env("XDG_CONFIG_HOME", "/nonexistent-drcache-test")
-        .env("DRCACHE_MINIKUBE", "/nonexistent-drcache-test/minikube")
-        .env("NO_COLOR", "1");
-    if let Some(config) = config {
-        cmd.arg("--config").arg(config);
-    }
-    cmd
-}
-
-/// drcache driving the fake `podman`; locks and markers go to the fake's
-/// private dir, like a user's runtime dir; the host OS is this machine's.
-pub fn with_fake(fake: &FakeBin, podman: &Path) -> Command {
-    let mut cmd = drcache(None);
-    cmd.env("DRCACHE_PODMAN", podman)
-        .env("DRCACHE_STATE_DIR", fake.path())
-        .env_remove("DRCACHE_HOST_OS");
-    cmd
-}
-
-pub struct Run {
-    pub code: i32,
-    pub stdout: String,
-    pub stderr: String,
-}
-
-impl Run {
-    pub fn from(output: Output) -> Run {
-        Run {
-            code: output.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        }
-    }
-
-    /// Assert the exit status, showing the output when it differs.
-    pub fn expect(self, code: i32) -> Run {
-        assert_eq!(
-            self.code, code,
-            "unexpected exit status\n--- stdout\n{}\n--- stderr\n{}",
-            self.stdout, self.stderr
+/// `test` cannot run here: `what` is missing. Fails the test, naming what is
+/// missing and the command that installs it, unless the run opted out with
+/// DRCACHE_TEST_SKIP_REAL=1; then the test is recorded as opted out (said at
+/// once on the terminal, and counted and listed when the test binary exits)
+/// and the caller returns without running it.
+pub fn missing(test: &str, what: &str) {
+    if std::env::var(SKIP_REAL).as_deref() != Ok("1") {
+        panic!(
+            "{test} needs real components: {what}\n\
+             install and prepare them with `scripts/test` (as root, on Debian or Ubuntu), \
+             or opt out of the real-component tests with {SKIP_REAL}=1"
         );
-        self
     }
-}
-
-pub fn run(cmd: &mut Command) -> Run {
-    Run::from(cmd.output().expect("cannot run command"))
-}
-
-/// An executable script in a temp dir that logs its argv, one call a line.
-pub struct FakeBin {
-    pub dir: tempfile::TempDir,
-}
-
-impl FakeBin {
-    pub fn new() -> FakeBin {
-        FakeBin {
-            dir: tempfile::tempdir().unwrap(),
-        }
-    }
-
-    pub fn log_path(&self) -> PathBuf {
-        self.dir.path().join("calls.log")
-    }
-
-    /// Write `name` with `body` (sh); every call first appends
-    /// `name arg1 arg2...` to the shared log (with printf: sh's echo would
-    /// turn backslashes in arguments into escapes).
-    pub fn script(&self, name: &str, body: &str) -> PathBuf {
-        self.script_at(&self.dir.path().join(name), body)
-    }
-
-    /// Like [`FakeBin::script`], at any path (parents are created), logging
-    /// under the file name: for tools that are found by where they live.
-    pub fn script_at(&self, path: &Path, body: &str) -> PathBuf {
-        use std::os::unix::fs::PermissionsExt;
-        let path = path.to_path_buf();
-        let name = path.file_name().unwrap().to_string_lossy().into_owned();
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        let text = format!(
-            "#!/bin/sh\nprintf '%s\\n' \"{name} $*\" >> '{}'\n{body}\n",
-            self.log_path().display()
-        );
-        std::fs::write(&path, text).unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-        path
-    }
-
-    pub fn calls(&self) -> Vec<String> {
-        std::fs::read_to_string(self.log_path())
-            .unwrap_or_default()
-            .lines()
-            .map(str::to_string)
-            .collect()
-    }
-
-    pub fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    pub fn clear_calls(&self) {
-        let _ = std::fs::remove_file(self.log_path());
-    }
-}
-
-/// Skip a test whose prerequisites are missing, with the reason on the
-/// stderr handle (libtest captures `eprintln!`, not this), or fail under
-/// CI=true, where every prerequisite must be there.
-pub fn skip_or_fail(test: &str, reason: &str) {
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("{test}: CI=true and a prerequisite is missing: {reason}");
-    }
+    // libtest names the thread after the test's full path.
+    let line = match std::thread::current().name() {
+        Some(path) if path.ends_with(test) => format!("{path}: {what}"),
+        Some(path) if path != "main" => format!("{path} ({test}): {what}"),
+        _ => format!("{test}: {what}"),
+    };
+    // Straight to the terminal: libtest captures eprintln!, not this.
     use std::io::Write;
-    let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {reason}");
+    let _ = writeln!(std::io::stderr(), "OPTED OUT, NOT RUN: {line}");
+    if let Some(file) = std::env::var_os(OPTED_OUT_FILE) {
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(file)
+            .expect("cannot write the opted-out list");
+        writeln!(f, "{line}").unwrap();
+    }
+    let mut list = OPTED_OUT.lock().unwrap();
+    if list.is_empty() {
+        // SAFETY: registers a plain extern "C" function without arguments.
+        unsafe { libc::atexit(print_opted_out) };
+    }
+    list.push(line);
 }
 
-/// The real-component environment, or None (with a printed reason) when it
-/// is not prepared. Under CI=true a missing environment fails the test.
+static OPTED_OUT: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// At exit: how many tests were opted out and which; libtest counted them
+/// as passed, this says they did not run.
+extern "C" fn print_opted_out() {
+    let list = OPTED_OUT.lock().map(|l| l.clone()).unwrap_or_default();
+    use std::io::Write;
+    let mut err = std::io::stderr();
+    let _ = writeln!(
+        err,
+        "\n{} real-component test(s) OPTED OUT with {SKIP_REAL}=1, NOT RUN (libtest shows them as ok):",
+        list.len()
+    );
+    for line in list {
+        let _ = writeln!(err, "  {line}");
+    }
+}
+
+/// The real-component environment, or None when it is missing and the run
+/// opted out (see [`missing`]).
 pub fn real_env(test: &str) -> Option<RealEnv> {
-    let missing: Vec<&str> = ["CONTAINERS_CONF", "DRCACHE_TEST_IMAGE"]
+    let mut missing_parts: Vec<String> = ["CONTAINERS_CONF", "DRCACHE_TEST_IMAGE"]
         .into_iter()
         .filter(|v| std::env::var_os(v).is_none())
+        .map(|v| format!("{v} is not set (`eval \"$(scripts/test-env.sh)\"` sets it)"))
         .collect();
-    let podman = which("podman");
-    let skopeo = which("skopeo");
-    let reason = if !missing.is_empty() {
-        Some(format!(
-            "{} not set (run `eval \"$(scripts/test-env.sh)\"` or `scripts/test`)",
-            missing.join(", ")
-        ))
-    } else if podman.is_none() || skopeo.is_none() {
-        Some("podman or skopeo is not installed".to_string())
-    } else {
-        None
-    };
-    if let Some(reason) = reason {
-        if std::env::var("CI").as_deref() == Ok("true") {
-            panic!("{test}: real components required in CI: {reason}");
+    for tool in ["podman", "skopeo"] {
+        if which(tool).is_none() {
+            missing_parts.push(format!("{tool} is not installed"));
         }
-        eprintln!("SKIPPED {test}: {reason}");
+    }
+    if !missing_parts.is_empty() {
+        missing(test, &missing_parts.join("; "));
         return None;
     }
     Some(RealEnv {
@@ -207,6 +136,20 @@ pub fn podman(args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The id of a container.
+pub fn container_id(name: &str) -> String {
+    podman(&["inspect", "--format", "{{.Id}}", name])
+        .trim()
+        .to_string()
+}
+
+/// The state of a container (`running`, `exited`, ...).
+pub fn container_state(name: &str) -> String {
+    podman(&["inspect", "--format", "{{.State.Status}}", name])
+        .trim()
+        .to_string()
 }
 
 pub fn podman_ok(args: &[&str]) -> bool {
@@ -475,15 +418,13 @@ impl Containerd {
     }
 }
 
-/// Whether containerd tests can run; prints why not, and fails under CI=true.
+/// Whether containerd can run here; when it cannot, the test fails, or under
+/// DRCACHE_TEST_SKIP_REAL=1 this part of it is recorded as opted out.
 pub fn containerd_available(test: &str) -> bool {
     match containerd_missing() {
         None => true,
-        Some(reason) if std::env::var("CI").as_deref() == Ok("true") => {
-            panic!("{test}: real components required in CI: {reason}")
-        }
         Some(reason) => {
-            eprintln!("SKIPPED {test}: {reason}");
+            missing(test, &reason);
             false
         }
     }

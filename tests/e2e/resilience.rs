@@ -1,13 +1,12 @@
 //! End to end on real podman: the bad days. Offline fallback and return,
 //! self-healing, concurrent runs, upstream credentials that never leak.
 
-mod common;
-
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::real::*;
+use crate::support::*;
 
 fn start_json(config: &Path, args: &[&str]) -> serde_json::Value {
     let out = run(drcache(Some(config)).arg("start").arg("--json").args(args)).expect(0);

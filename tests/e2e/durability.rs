@@ -2,27 +2,14 @@
 //! cannot be had, starts from different environments at once, upstreams
 //! that hang or drop packets, Ctrl-C, and logins that change nothing else.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
-
-fn container_id(name: &str) -> String {
-    podman(&["inspect", "--format", "{{.Id}}", name])
-        .trim()
-        .to_string()
-}
-
-fn state(name: &str) -> String {
-    podman(&["inspect", "--format", "{{.State.Status}}", name])
-        .trim()
-        .to_string()
-}
+use crate::real::*;
+use crate::support::*;
 
 fn set_image(config: &Path, from: &str, to: &str) {
     let text = std::fs::read_to_string(config).unwrap();
@@ -83,12 +70,23 @@ fn an_image_that_cannot_be_had_leaves_every_running_cache_alone() {
     assert!(!out.stderr.contains("+ podman rm"), "{}", out.stderr);
     // Both caches still run, the very same containers, and still serve.
     assert_eq!((container_id(&quay), container_id(&ghcr)), ids);
-    assert_eq!(state(&quay), "running");
+    assert_eq!(container_state(&quay), "running");
     skopeo_pull("127.0.0.1:25101", "test/img:1").unwrap();
 
     // Back to an image that exists: the change is applied.
     set_image(&cfg, missing, &env.image);
     run(drcache(Some(&cfg)).arg("start")).expect(0);
+}
+
+/// Five caches, as the built-in configuration has, on ports from `base`.
+fn five_registries(base: u16) -> [(&'static str, u16); 5] {
+    [
+        ("quay.io", base + 1),
+        ("docker.io", base + 2),
+        ("registry.k8s.io", base + 3),
+        ("ghcr.io", base + 4),
+        ("gcr.io", base + 5),
+    ]
 }
 
 #[test]
@@ -100,13 +98,7 @@ fn starts_from_different_environments_share_one_lock() {
     let _cleanup = Cleanup::new(prefix);
     let upstream = Upstream::start(&env, &format!("{prefix}-upstream"), 25200);
     let dir = tempfile::tempdir().unwrap();
-    let registries = [
-        ("quay.io", 25201),
-        ("docker.io", 25202),
-        ("registry.k8s.io", 25203),
-        ("ghcr.io", 25204),
-        ("gcr.io", 25205),
-    ];
+    let registries = five_registries(25200);
     let cfg = write_config(
         dir.path(),
         &env,
@@ -147,7 +139,7 @@ fn starts_from_different_environments_share_one_lock() {
         }
         for (registry, _) in registries {
             let name = format!("{prefix}-{}", registry.replace('.', "-"));
-            assert_eq!(state(&name), "running", "round {round}: {name}");
+            assert_eq!(container_state(&name), "running", "round {round}: {name}");
         }
         // Next round from scratch: every container created under the race.
         run(drcache(Some(&cfg)).arg("clean")).expect(0);
@@ -281,13 +273,7 @@ fn ctrl_c_during_start_finishes_the_step_and_leaves_no_created_container() {
     let _cleanup = Cleanup::new(prefix);
     let upstream = Upstream::start(&env, &format!("{prefix}-upstream"), 25500);
     let dir = tempfile::tempdir().unwrap();
-    let registries = [
-        ("quay.io", 25501),
-        ("docker.io", 25502),
-        ("registry.k8s.io", 25503),
-        ("ghcr.io", 25504),
-        ("gcr.io", 25505),
-    ];
+    let registries = five_registries(25500);
     let cfg = write_config(
         dir.path(),
         &env,

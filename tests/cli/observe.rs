@@ -1,11 +1,11 @@
 //! `stats`, `status`, `warm`, `doctor`, `logs`, `completions` and `man` with
 //! fake executables: exact calls, exit codes, the macOS paths.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 
-use common::*;
+use crate::fake::*;
+use crate::support::*;
+use crate::with_fake;
 
 /// A config whose caches listen on ports where nothing answers.
 fn config(dir: &Path, registries: &[(&str, u16)]) -> PathBuf {
@@ -44,21 +44,20 @@ const MACHINE_STOPPED: &str = r#"[
 #[test]
 fn doctor_on_macos_with_the_machine_stopped_says_to_start_it() {
     let fake = FakeBin::new();
-    let podman = fake.script(
-        "podman",
-        &format!(
-            r#"
-case "$1 $2" in
-  "machine list") cat <<'EOF'
-{MACHINE_STOPPED}
-EOF
-  ;;
-  *) echo 'Cannot connect to Podman. Please verify your connection to the Linux system using `podman system connection list`, or try `podman machine init` and `podman machine start` to manage a new Linux VM' >&2
-     echo 'Error: unable to connect to Podman socket: Get "http://d/v5.3.1/libpod/_ping": dial unix /var/folders/x/podman.sock: connect: no such file or directory' >&2
-     exit 125 ;;
-esac"#
-        ),
+    let unreachable = Reply::fail(
+        125,
+        "Cannot connect to Podman. Please verify your connection to the Linux system using `podman system connection list`, or try `podman machine init` and `podman machine start` to manage a new Linux VM\n\
+         Error: unable to connect to Podman socket: Get \"http://d/v5.3.1/libpod/_ping\": dial unix /var/folders/x/podman.sock: connect: no such file or directory\n",
     );
+    let podman = FakeTool::new("podman")
+        .on(
+            &["machine", "list", "--format", "json"],
+            Reply::stdout(MACHINE_STOPPED),
+        )
+        .on(&["version", "--format", "json"], unreachable.clone())
+        .on(&PS, unreachable.clone())
+        .on(&VOLUME_LS, unreachable)
+        .install(&fake);
     let out = run(with_fake(&fake, &podman)
         .env("DRCACHE_HOST_OS", "macos")
         .args(["doctor", "--json"]))
@@ -137,16 +136,7 @@ esac"#
 #[test]
 fn doctor_on_linux_never_asks_for_a_machine() {
     let fake = FakeBin::new();
-    let podman = fake.script(
-        "podman",
-        r#"
-case "$1 $2" in
-  "version --format") echo '{"Client":{"APIVersion":"4.3.1","Version":"4.3.1","OsArch":"linux/amd64","Os":"linux"}}' ;;
-  "ps --all") echo '[]' ;;
-  "volume ls") echo '[]' ;;
-  *) echo "unexpected call: $*" >&2; exit 99 ;;
-esac"#,
-    );
+    let podman = doctor_podman(&fake, "podman/podman-version.json");
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(dir.path(), &[("quay.io", 27991)]);
     let out = run(with_fake(&fake, &podman)
@@ -172,30 +162,44 @@ esac"#,
     assert!(!fake.calls().iter().any(|c| c.contains("machine")));
 }
 
+/// A podman that lists no containers and no volumes.
+fn listing_nothing() -> FakeTool {
+    FakeTool::new("podman")
+        .on(&PS, Reply::stdout("[]"))
+        .on(&VOLUME_LS, Reply::stdout("[]"))
+}
+
+/// A podman for doctor on Linux: its version from `version_fixture`, no
+/// containers, no volumes.
+fn doctor_podman(fake: &FakeBin, version_fixture: &str) -> PathBuf {
+    listing_nothing()
+        .on(
+            &["version", "--format", "json"],
+            Reply::stdout(fixture_text(version_fixture)),
+        )
+        .install(fake)
+}
+
 /// A firewalld that runs and has no registry-cache service.
-const FIREWALL_CMD_NOT_SET_UP: &str = r#"
-case "$*" in
---state) echo running ;;
---get-zones) echo "block libvirt public" ;;
---info-service=registry-cache) echo "Error: INVALID_SERVICE: registry-cache" >&2; exit 101 ;;
-"--zone=libvirt --query-service=registry-cache") echo no; exit 1 ;;
-*) echo "fake firewall-cmd: unexpected call: $*" >&2; exit 99 ;;
-esac"#;
+fn firewalld_not_set_up() -> FakeTool {
+    FakeTool::new("firewall-cmd")
+        .on(&["--state"], Reply::stdout("running\n"))
+        .on(&["--get-zones"], Reply::stdout("block libvirt public\n"))
+        .on(
+            &["--info-service=registry-cache"],
+            Reply::fail(101, "Error: INVALID_SERVICE: registry-cache\n"),
+        )
+        .on(
+            &["--zone=libvirt", "--query-service=registry-cache"],
+            Reply::stdout("no\n").code(1),
+        )
+}
 
 #[test]
 fn doctor_checks_the_host_firewall_like_setup_host_check() {
     let fake = FakeBin::new();
-    let podman = fake.script(
-        "podman",
-        r#"
-case "$1 $2" in
-  "version --format") echo '{"Client":{"Version":"4.3.1"}}' ;;
-  "ps --all") echo '[]' ;;
-  "volume ls") echo '[]' ;;
-  *) echo "unexpected call: $*" >&2; exit 99 ;;
-esac"#,
-    );
-    let firewall_cmd = fake.script("firewall-cmd", FIREWALL_CMD_NOT_SET_UP);
+    let podman = doctor_podman(&fake, "podman5/podman5-version.json");
+    let firewall_cmd = firewalld_not_set_up().install(&fake);
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(dir.path(), &[("quay.io", 27995)]);
     let out = run(with_fake(&fake, &podman)
@@ -260,14 +264,12 @@ fn doctor_without_podman_fails_the_first_check_with_the_install_hint() {
 #[test]
 fn logs_passes_follow_and_tail_to_podman() {
     let fake = FakeBin::new();
-    let podman = fake.script(
-        "podman",
-        r#"
-case "$1" in
-  logs) echo "registry log line" ;;
-  *) echo "unexpected call: $*" >&2; exit 99 ;;
-esac"#,
-    );
+    let podman = FakeTool::new("podman")
+        .on(
+            &["logs", "--follow", "--tail", "5", "drenv-cache-quay-io"],
+            Reply::stdout("registry log line\n"),
+        )
+        .install(&fake);
     let out =
         run(with_fake(&fake, &podman).args(["logs", "quay.io", "--follow", "-n", "5"])).expect(0);
     assert_eq!(out.stdout, "registry log line\n");
@@ -287,10 +289,15 @@ esac"#,
 #[test]
 fn logs_of_a_missing_container_fails_with_a_hint() {
     let fake = FakeBin::new();
-    let podman = fake.script(
-        "podman",
-        r#"echo 'Error: no container with name or ID "drenv-cache-ghcr-io" found: no such container' >&2; exit 125"#,
-    );
+    let podman = FakeTool::new("podman")
+        .on(
+            &["logs", "drenv-cache-ghcr-io"],
+            Reply::fail(
+                125,
+                "Error: no container with name or ID \"drenv-cache-ghcr-io\" found: no such container\n",
+            ),
+        )
+        .install(&fake);
     let out = run(with_fake(&fake, &podman).args(["logs", "ghcr.io"])).expect(1);
     assert!(out.stderr.contains("no such container"), "{}", out.stderr);
     assert!(
@@ -305,14 +312,12 @@ fn logs_of_a_missing_container_fails_with_a_hint() {
 #[test]
 fn stats_reports_stopped_and_missing_caches_and_succeeds() {
     let fake = FakeBin::new();
-    let podman = fake.script(
-        "podman",
-        r#"
-case "$1 $2" in
-  "ps --all") echo '[{"Id":"a","Names":["drenv-cache-quay-io"],"State":"exited","ExitCode":0}]' ;;
-  *) echo "unexpected call: $*" >&2; exit 99 ;;
-esac"#,
-    );
+    let podman = FakeTool::new("podman")
+        .on(
+            &PS,
+            Reply::stdout(ps_json(&[ps_row("exited", "drenv-cache", "quay.io", 5051)])),
+        )
+        .install(&fake);
     let out = run(with_fake(&fake, &podman).args(["stats", "quay.io", "docker.io"])).expect(0);
     assert!(out.stderr.contains("quay.io    exited"), "{}", out.stderr);
     assert!(out.stderr.contains("docker.io  missing"), "{}", out.stderr);
@@ -335,14 +340,12 @@ esac"#,
 #[test]
 fn stats_of_a_running_cache_without_a_debug_port_is_an_error_with_the_fix() {
     let fake = FakeBin::new();
-    let podman = fake.script(
-        "podman",
-        r#"
-case "$1 $2" in
-  "ps --all") echo '[{"Id":"a","Names":["drenv-cache-quay-io"],"State":"running","Ports":[{"host_ip":"","container_port":5000,"host_port":5051}]}]' ;;
-  *) echo "unexpected call: $*" >&2; exit 99 ;;
-esac"#,
-    );
+    // A cache of an older drcache: no debug port published.
+    let mut row = ps_row("running", "drenv-cache", "quay.io", 5051);
+    row["Ports"].as_array_mut().unwrap().truncate(1);
+    let podman = FakeTool::new("podman")
+        .on(&PS, Reply::stdout(ps_json(&[row])))
+        .install(&fake);
     let out = run(with_fake(&fake, &podman).args(["stats", "quay.io"])).expect(1);
     assert!(
         out.stderr.contains("publishes no debug port"),
@@ -358,18 +361,14 @@ fn status_reports_disk_use_on_linux_and_null_on_macos() {
     let volume_dir = fake.path().join("volume-data");
     std::fs::create_dir_all(volume_dir.join("docker/registry")).unwrap();
     std::fs::write(volume_dir.join("docker/registry/blob"), vec![0u8; 200_000]).unwrap();
-    let podman = fake.script(
-        "podman",
-        &format!(
-            r#"
-case "$1 $2" in
-  "ps --all") echo '[{{"Id":"a","Names":["drt-obsfake-quay-io"],"State":"exited","Image":"localhost/reg:1","Labels":{{"drcache.mode":"proxy"}}}}]' ;;
-  "volume ls") echo '[{{"Name":"drt-obsfake-quay-io","Mountpoint":"{}"}}]' ;;
-  *) echo "unexpected call: $*" >&2; exit 99 ;;
-esac"#,
-            volume_dir.display()
-        ),
-    );
+    let mut row = ps_row("exited", "drt-obsfake", "quay.io", 27992);
+    row["Image"] = "localhost/reg:1".into();
+    let mut volume = volume_row("drt-obsfake-quay-io", &[]);
+    volume["Mountpoint"] = volume_dir.display().to_string().into();
+    let podman = FakeTool::new("podman")
+        .on(&PS, Reply::stdout(ps_json(&[row])))
+        .on(&VOLUME_LS, Reply::stdout(ps_json(&[volume])))
+        .install(&fake);
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(dir.path(), &[("quay.io", 27992)]);
     let status = |os: &str| {

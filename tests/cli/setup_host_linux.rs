@@ -2,49 +2,83 @@
 //! that log their calls: the exact commands, privilege, failures. The real
 //! firewalld is exercised in tests/setup_host_firewalld.rs.
 
-mod common;
-
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{run, FakeBin, Run};
+use crate::fake::{Arg, FakeTool, Reply};
+use crate::support::{run, FakeBin, Run};
 
 /// A firewalld in files: `perm-*` is the permanent configuration, `live-*`
 /// the runtime one, copied over by --reload. Changes need root (FAKE_ROOT=1,
 /// set by the fake sudo); a user gets firewalld's NOT_AUTHORIZED.
-const FIREWALL_CMD: &str = r#"
-d=$(dirname "$0")
-need_root() { [ "$FAKE_ROOT" = 1 ] || { echo "Authorization failed." >&2; exit 253; }; }
-case "$*" in
---state) echo running ;;
---get-zones) echo "block libvirt public" ;;
---info-service=registry-cache)
-    [ -f "$d/live-ports" ] || { echo "Error: INVALID_SERVICE: registry-cache" >&2; exit 101; }
-    printf 'registry-cache\n  ports: %s\n  protocols: \n  source-ports: \n' "$(cat "$d/live-ports")" ;;
-"--zone=libvirt --query-service=registry-cache")
-    if [ -f "$d/live-zone" ]; then echo yes; else echo no; exit 1; fi ;;
-"--permanent --list-all-zones")
-    need_root
-    printf 'block\n  services: \nlibvirt\n  services: dns%s\n' "$([ -f "$d/perm-zone" ] && echo ' registry-cache')" ;;
-"--permanent --new-service-from-file="*" --name=registry-cache")
-    need_root
-    file=${2#--new-service-from-file=}
-    cp "$file" "$d/service.xml"
-    sed -n 's/.*port="\([^"]*\)".*/\1\/tcp/p' "$file" > "$d/perm-ports"
-    echo success ;;
-"--permanent --zone=libvirt --add-service=registry-cache") need_root; touch "$d/perm-zone"; echo success ;;
-"--permanent --zone=libvirt --remove-service=registry-cache") need_root; rm -f "$d/perm-zone"; echo success ;;
-"--permanent --delete-service=registry-cache") need_root; rm -f "$d/perm-ports"; echo success ;;
---reload)
-    need_root
-    rm -f "$d/live-ports" "$d/live-zone"
-    if [ -f "$d/perm-ports" ]; then cp "$d/perm-ports" "$d/live-ports"; fi
-    if [ -f "$d/perm-zone" ]; then cp "$d/perm-zone" "$d/live-zone"; fi
-    echo success ;;
-*) echo "fake firewall-cmd: unexpected call: $*" >&2; exit 99 ;;
-esac
-"#;
+fn firewall_cmd(d: &Path) -> FakeTool {
+    let d = d.display();
+    let root = |body: &str| {
+        Reply::script(format!(
+            "[ \"$FAKE_ROOT\" = 1 ] || {{ echo \"Authorization failed.\" >&2; exit 253; }}\n{body}"
+        ))
+    };
+    FakeTool::new("firewall-cmd")
+        .on(&["--state"], Reply::stdout("running\n"))
+        .on(&["--get-zones"], Reply::stdout("block libvirt public\n"))
+        .on(
+            &["--info-service=registry-cache"],
+            Reply::script(format!(
+                "[ -f '{d}/live-ports' ] || {{ echo \"Error: INVALID_SERVICE: registry-cache\" >&2; exit 101; }}\n\
+                 printf 'registry-cache\\n  ports: %s\\n  protocols: \\n  source-ports: \\n' \"$(cat '{d}/live-ports')\""
+            )),
+        )
+        .on(
+            &["--zone=libvirt", "--query-service=registry-cache"],
+            Reply::script(format!(
+                "if [ -f '{d}/live-zone' ]; then echo yes; else echo no; exit 1; fi"
+            )),
+        )
+        .on(
+            &["--permanent", "--list-all-zones"],
+            root(&format!(
+                "printf 'block\\n  services: \\nlibvirt\\n  services: dns%s\\n' \"$([ -f '{d}/perm-zone' ] && echo ' registry-cache')\""
+            )),
+        )
+        .on(
+            &[
+                Arg::from("--permanent"),
+                Arg::glob("--new-service-from-file=*.xml"),
+                Arg::from("--name=registry-cache"),
+            ],
+            root(&format!(
+                "file=${{2#--new-service-from-file=}}\ncp \"$file\" '{d}/service.xml'\n\
+                 sed -n 's/.*port=\"\\([^\"]*\\)\".*/\\1\\/tcp/p' \"$file\" > '{d}/perm-ports'\necho success"
+            )),
+        )
+        .on(
+            &["--permanent", "--zone=libvirt", "--add-service=registry-cache"],
+            root(&format!("touch '{d}/perm-zone'; echo success")),
+        )
+        .on(
+            &["--permanent", "--zone=libvirt", "--remove-service=registry-cache"],
+            root(&format!("rm -f '{d}/perm-zone'; echo success")),
+        )
+        .on(
+            &["--permanent", "--delete-service=registry-cache"],
+            root(&format!("rm -f '{d}/perm-ports'; echo success")),
+        )
+        .on(
+            &["--reload"],
+            root(&format!(
+                "rm -f '{d}/live-ports' '{d}/live-zone'\n\
+                 if [ -f '{d}/perm-ports' ]; then cp '{d}/perm-ports' '{d}/live-ports'; fi\n\
+                 if [ -f '{d}/perm-zone' ]; then cp '{d}/perm-zone' '{d}/live-zone'; fi\n\
+                 echo success"
+            )),
+        )
+}
+
+/// sudo running the fake firewall-cmd (`fw`) as root.
+fn sudo(fw: &Path) -> FakeTool {
+    FakeTool::new("sudo").on_prefix(&[fw.display().to_string()], Reply::script(SUDO))
+}
 
 const SUDO: &str = r#"FAKE_ROOT=1 exec "$@""#;
 
@@ -56,8 +90,8 @@ struct Host {
 impl Host {
     fn new() -> Self {
         let fake = FakeBin::new();
-        let firewall_cmd = fake.script("firewall-cmd", FIREWALL_CMD);
-        fake.script("sudo", SUDO);
+        let firewall_cmd = firewall_cmd(fake.path()).install(&fake);
+        sudo(&firewall_cmd).install(&fake);
         Host { fake, firewall_cmd }
     }
 
@@ -73,11 +107,11 @@ impl Host {
 
     /// drcache as a user who is not root, on Linux, with the fakes.
     fn drcache(&self, args: &[&str]) -> Command {
-        let mut cmd = common::drcache(None);
+        let mut cmd = crate::support::drcache(None);
         cmd.env_remove("FAKE_ROOT")
             .args(args)
             .env("DRCACHE_HOST_OS", "linux")
-            .env("DRCACHE_TEST_NOT_ROOT", "1")
+            .env("DRCACHE_TEST_EUID", "1000")
             .env("DRCACHE_FIREWALL_CMD", &self.firewall_cmd)
             .env("DRCACHE_SUDO", self.fake.path().join("sudo"));
         cmd
@@ -296,12 +330,13 @@ fn undo_takes_the_service_out_of_every_zone_before_deleting_it() {
 fn sudo_refused_midway_says_what_was_changed() {
     let host = Host::new();
     // sudo lets the first command through, then refuses.
-    host.fake.script(
-        "sudo",
-        r#"n=$(cat "$(dirname "$0")/sudo-count" 2>/dev/null || echo 0); echo $((n + 1)) > "$(dirname "$0")/sudo-count"
-if [ "$n" -ge 1 ]; then echo "sudo: a password is required" >&2; exit 1; fi
-FAKE_ROOT=1 exec "$@""#,
-    );
+    FakeTool::new("sudo")
+        .on_prefix(&[host.fw()], Reply::script(SUDO).times(1))
+        .on_prefix(
+            &[host.fw()],
+            Reply::fail(1, "sudo: a password is required\n"),
+        )
+        .install(&host.fake);
     let out = host.run(&["setup-host"]).expect(1);
     assert!(
         out.stderr.contains(
@@ -379,16 +414,12 @@ fn unknown_zone_lists_the_zones() {
 fn firewalld_not_running_or_not_installed_needs_no_rule() {
     let host = Host::new();
     for (status, message) in [
-        (
-            "252",
-            "firewalld is not running: no firewall rule is needed",
-        ),
-        ("36", "firewalld is not running (there is no system D-Bus)"),
+        (252, "firewalld is not running: no firewall rule is needed"),
+        (36, "firewalld is not running (there is no system D-Bus)"),
     ] {
-        let state = host.fake.script(
-            "firewall-cmd-stopped",
-            &format!("echo 'not running' >&2; exit {status}"),
-        );
+        let state = FakeTool::new("firewall-cmd-stopped")
+            .on(&["--state"], Reply::fail(status, "not running\n"))
+            .install(&host.fake);
         for args in [
             &["setup-host"][..],
             &["setup-host", "--check"],
@@ -436,9 +467,9 @@ fn firewall_cmd_override_that_points_nowhere_is_an_error() {
 #[test]
 fn firewalld_that_failed_is_an_error_with_a_hint() {
     let host = Host::new();
-    let state = host
-        .fake
-        .script("firewall-cmd-failed", "echo failed; exit 251");
+    let state = FakeTool::new("firewall-cmd-failed")
+        .on(&["--state"], Reply::stdout("failed\n").code(251))
+        .install(&host.fake);
     let out = run(host
         .drcache(&["setup-host"])
         .env("DRCACHE_FIREWALL_CMD", &state))

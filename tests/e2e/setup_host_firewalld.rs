@@ -1,10 +1,8 @@
 //! `drcache setup-host` against a real firewalld, never the machine's own:
-//! `setup_host_against_real_firewalld` re-runs this test binary, limited to
-//! the ignored `inside_firewalld_namespace` test, under
+//! `setup_host_against_real_firewalld` re-runs this test binary (the `e2e` crate), limited
+//! to the ignored `setup_host_firewalld::inside_firewalld_namespace` test, under
 //! scripts/firewalld-ns.sh, which starts firewalld with its own system bus
 //! and a scratch /etc/firewalld in a private mount and network namespace.
-
-mod common;
 
 use std::collections::BTreeSet;
 use std::io::Write as _;
@@ -12,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use common::{run, FakeBin, Run};
+use crate::support::{run, FakeBin, Run};
 
 /// Set by the outer test for the inner one: the outer network namespace,
 /// which the inner test must not be in.
@@ -79,14 +77,14 @@ fn missing_prerequisite() -> Option<String> {
 #[test]
 fn setup_host_against_real_firewalld() {
     if let Some(reason) = missing_prerequisite() {
-        return common::skip_or_fail("setup_host_against_real_firewalld", &reason);
+        return crate::real::missing("setup_host_against_real_firewalld", &reason);
     }
     let out = Command::new("bash")
         .arg(manifest_dir().join("scripts/firewalld-ns.sh"))
         .arg(std::env::current_exe().unwrap())
         .args([
             "--exact",
-            "inside_firewalld_namespace",
+            "setup_host_firewalld::inside_firewalld_namespace",
             "--ignored",
             "--nocapture",
         ])
@@ -125,12 +123,8 @@ fn ports(text: &str) -> BTreeSet<String> {
 
 /// drcache as root on Linux, with the real firewall-cmd from PATH.
 fn drcache(args: &[&str]) -> Command {
-    let mut cmd = common::drcache(None);
-    for var in [
-        "DRCACHE_FIREWALL_CMD",
-        "DRCACHE_SUDO",
-        "DRCACHE_TEST_NOT_ROOT",
-    ] {
+    let mut cmd = crate::support::drcache(None);
+    for var in ["DRCACHE_FIREWALL_CMD", "DRCACHE_SUDO", "DRCACHE_TEST_EUID"] {
         cmd.env_remove(var);
     }
     cmd.env("DRCACHE_HOST_OS", "linux").args(args);
@@ -243,7 +237,7 @@ fn inside_firewalld_namespace() {
     .unwrap();
     let config_arg = config.display().to_string();
     let out = run(drcache(&["setup-host", "--config", &config_arg])
-        .env("DRCACHE_TEST_NOT_ROOT", "1")
+        .env("DRCACHE_TEST_EUID", "1000")
         .env("DRCACHE_SUDO", &sudo))
     .expect(0);
     assert!(

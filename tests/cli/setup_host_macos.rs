@@ -3,61 +3,95 @@
 //! the macOS code and DRCACHE_TEST_ROOT stands for `/` in the places where
 //! gvproxy is looked for.
 
-mod common;
-
 use std::fs;
-use std::io::Write as _;
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{run, FakeBin, Run};
+use crate::fake::{FakeTool, Reply, PS, VOLUME_LS};
+use crate::support::{run, FakeBin, Run};
 
-/// A fake socketfilterfw whose state for any app lives in a file: `none`
-/// (not in the firewall), `blocked` or `permitted`. Changes need root, which
-/// the fake sudo marks with FAKE_ROOT=1.
-const SOCKETFILTERFW: &str = r#"
-state_file="$(dirname "$0")/sfw-state"
-state=$(cat "$state_file" 2>/dev/null || echo none)
-needs_root() { [ "$FAKE_ROOT" = 1 ] || { echo "Error: must be root" >&2; exit 98; }; }
-case "$1" in
---getappblocked)
-    case $state in
-    none) echo "The application is not part of the firewall" ;;
-    blocked) echo "Incoming connection to the application is blocked" ;;
-    permitted) echo "Incoming connection to the application is permitted" ;;
-    esac ;;
---add) needs_root; echo "Application at path ( $2 ) added to firewall"; echo blocked > "$state_file" ;;
---unblock) needs_root; echo "Incoming connection to the application is permitted"; echo permitted > "$state_file" ;;
---remove) needs_root; echo "Application at path ( $2 ) removed from firewall"; echo none > "$state_file" ;;
-*) exit 99 ;;
-esac
-"#;
+/// socketfilterfw's answer to `--getappblocked` for the state in `$F`:
+/// `none` (not in the firewall), `blocked` or `permitted`.
+const GETAPPBLOCKED: &str = r#"case $(cat "$F" 2>/dev/null || echo none) in
+none) echo "The application is not part of the firewall" ;;
+blocked) echo "Incoming connection to the application is blocked" ;;
+permitted) echo "Incoming connection to the application is permitted" ;;
+esac"#;
 
-const SUDO: &str = r#"FAKE_ROOT=1 exec "$@""#;
-const SUDO_REFUSING: &str =
-    r#"echo "Sorry, user alice is not allowed to execute '$*' as root on mac." >&2; exit 1"#;
+/// Changes need root, which the fake sudo marks with FAKE_ROOT=1.
+const NEEDS_ROOT: &str = r#"[ "$FAKE_ROOT" = 1 ] || { echo "Error: must be root" >&2; exit 98; }"#;
 
 /// A fake host: tools, a root with a podman install, a home.
 struct Mac {
     fake: FakeBin,
     socketfilterfw: PathBuf,
     podman: PathBuf,
+    /// The gvproxy the fake firewall knows, once there is one.
+    gvproxy: Option<String>,
+    sudo_refuses: bool,
 }
 
 impl Mac {
     fn new() -> Self {
         let fake = FakeBin::new();
-        let socketfilterfw = fake.script("socketfilterfw", SOCKETFILTERFW);
-        fake.script("sudo", SUDO);
         // A podman that nothing here should need to run.
-        let podman = fake.script("podman", "exit 99");
+        let podman = FakeTool::new("podman").install(&fake);
         fs::create_dir_all(fake.path().join("home")).unwrap();
         Mac {
+            socketfilterfw: fake.path().join("socketfilterfw"),
             fake,
-            socketfilterfw,
             podman,
+            gvproxy: None,
+            sudo_refuses: false,
         }
+    }
+
+    /// socketfilterfw and sudo for the current gvproxy: its state in a file,
+    /// changed only through sudo.
+    fn install_firewall(&self) {
+        let mut sfw = FakeTool::new("socketfilterfw");
+        let mut sudo = FakeTool::new("sudo");
+        if let Some(app) = &self.gvproxy {
+            let state = self.fake.path().join("sfw-state").display().to_string();
+            sfw = sfw
+                .on(
+                    &["--getappblocked", app],
+                    Reply::script(format!("F='{state}'\n{GETAPPBLOCKED}")),
+                )
+                .on(
+                    &["--add", app],
+                    Reply::script(format!(
+                        "{NEEDS_ROOT}\necho \"Application at path ( {app} ) added to firewall\"; echo blocked > '{state}'"
+                    )),
+                )
+                .on(
+                    &["--unblock", app],
+                    Reply::script(format!(
+                        "{NEEDS_ROOT}\necho \"Incoming connection to the application is permitted\"; echo permitted > '{state}'"
+                    )),
+                )
+                .on(
+                    &["--remove", app],
+                    Reply::script(format!(
+                        "{NEEDS_ROOT}\necho \"Application at path ( {app} ) removed from firewall\"; echo none > '{state}'"
+                    )),
+                );
+            let sfw_path = self.socketfilterfw.display().to_string();
+            for verb in ["--add", "--unblock", "--remove"] {
+                let reply = if self.sudo_refuses {
+                    Reply::fail(
+                        1,
+                        format!("Sorry, user alice is not allowed to execute '{sfw_path} {verb} {app}' as root on mac.\n"),
+                    )
+                } else {
+                    Reply::script(r#"FAKE_ROOT=1 exec "$@""#)
+                };
+                sudo = sudo.on(&[sfw_path.as_str(), verb, app], reply);
+            }
+        }
+        sfw.install(&self.fake);
+        sudo.install(&self.fake);
     }
 
     fn root(&self) -> PathBuf {
@@ -71,12 +105,20 @@ impl Mac {
     /// The podman installer's layout: podman and gvproxy in /opt/podman/bin.
     fn install_pkg(&mut self) -> PathBuf {
         let bin = self.root().join("opt/podman/bin");
-        self.podman = self.fake.script_at(&bin.join("podman"), "exit 99");
-        self.fake.script_at(&bin.join("gvproxy"), "exit 99")
+        self.podman = FakeTool::new("podman").install_at(&self.fake, &bin.join("podman"));
+        self.gvproxy_at(&bin.join("gvproxy"))
+    }
+
+    /// A gvproxy at `path` (never run), which the fake firewall then knows.
+    fn gvproxy_at(&mut self, path: &Path) -> PathBuf {
+        let gvproxy = FakeTool::new("gvproxy").install_at(&self.fake, path);
+        self.gvproxy = Some(real(&gvproxy));
+        gvproxy
     }
 
     fn drcache(&self, args: &[&str]) -> Command {
-        let mut cmd = common::drcache(None);
+        self.install_firewall();
+        let mut cmd = crate::support::drcache(None);
         for var in [
             "DRCACHE_FIREWALL_CMD",
             "CONTAINERS_CONF",
@@ -91,7 +133,7 @@ impl Mac {
             .env("DRCACHE_STATE_DIR", self.fake.path().join("home"))
             .env("DRCACHE_HOST_OS", "macos")
             .env("DRCACHE_TEST_ROOT", self.root())
-            .env("DRCACHE_TEST_NOT_ROOT", "1")
+            .env("DRCACHE_TEST_EUID", "501")
             .env("DRCACHE_PODMAN", &self.podman)
             .env("DRCACHE_SOCKETFILTERFW", &self.socketfilterfw)
             .env("DRCACHE_SUDO", self.fake.path().join("sudo"));
@@ -183,10 +225,8 @@ fn homebrew_gvproxy_beside_podman_resolves_to_the_cellar() {
     let mut mac = Mac::new();
     let brew = mac.root().join("opt/homebrew");
     let cellar = brew.join("Cellar/podman/5.2.1");
-    mac.fake.script_at(&cellar.join("bin/podman"), "exit 99");
-    let gvproxy = mac
-        .fake
-        .script_at(&cellar.join("libexec/podman/gvproxy"), "exit 99");
+    FakeTool::new("podman").install_at(&mac.fake, &cellar.join("bin/podman"));
+    let gvproxy = mac.gvproxy_at(&cellar.join("libexec/podman/gvproxy"));
     fs::create_dir_all(brew.join("bin")).unwrap();
     fs::create_dir_all(brew.join("opt")).unwrap();
     symlink(cellar.join("bin/podman"), brew.join("bin/podman")).unwrap();
@@ -209,12 +249,10 @@ fn homebrew_gvproxy_beside_podman_resolves_to_the_cellar() {
 
 #[test]
 fn homebrew_prefix_is_searched_when_podman_is_elsewhere() {
-    let mac = Mac::new();
+    let mut mac = Mac::new();
     let brew = mac.root().join("opt/homebrew");
     let cellar = brew.join("Cellar/podman/5.3.0");
-    let gvproxy = mac
-        .fake
-        .script_at(&cellar.join("libexec/podman/gvproxy"), "exit 99");
+    let gvproxy = mac.gvproxy_at(&cellar.join("libexec/podman/gvproxy"));
     fs::create_dir_all(brew.join("opt")).unwrap();
     symlink(&cellar, brew.join("opt/podman")).unwrap();
     mac.set_state("permitted");
@@ -243,7 +281,7 @@ fn helper_binaries_dir_in_containers_conf_comes_first() {
     let mut mac = Mac::new();
     mac.install_pkg();
     let custom = mac.fake.path().join("custom-helpers");
-    let gvproxy = real(&mac.fake.script_at(&custom.join("gvproxy"), "exit 99"));
+    let gvproxy = real(&mac.gvproxy_at(&custom.join("gvproxy")));
     let conf = mac.root().join("etc/containers/containers.conf");
     fs::create_dir_all(conf.parent().unwrap()).unwrap();
     fs::write(
@@ -369,18 +407,11 @@ fn dry_run_prints_the_privileged_commands_and_runs_none() {
 
 #[test]
 fn as_root_no_sudo_is_used() {
-    if !is_root() {
-        let _ = writeln!(
-            std::io::stderr(),
-            "SKIPPED: as_root_no_sudo_is_used needs root"
-        );
-        return;
-    }
     let mut mac = Mac::new();
     let gvproxy = real(&mac.install_pkg());
     let out = run(mac
         .drcache(&["setup-host"])
-        .env_remove("DRCACHE_TEST_NOT_ROOT")
+        .env("DRCACHE_TEST_EUID", "0")
         .env("FAKE_ROOT", "1"));
     out.expect(0);
     assert_eq!(
@@ -394,19 +425,11 @@ fn as_root_no_sudo_is_used() {
     );
 }
 
-/// The effective user is root (Linux's /proc; tests run on Linux).
-fn is_root() -> bool {
-    fs::read_to_string("/proc/self/status").is_ok_and(|s| {
-        s.lines()
-            .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"))
-    })
-}
-
 #[test]
 fn sudo_refusal_is_explained_and_nothing_changes() {
     let mut mac = Mac::new();
     let gvproxy = real(&mac.install_pkg());
-    mac.fake.script("sudo", SUDO_REFUSING);
+    mac.sudo_refuses = true;
     let out = mac.run(&["setup-host"]);
     let out = out.expect(1);
     assert!(
@@ -455,6 +478,19 @@ fn missing_sudo_is_a_missing_tool() {
     );
 }
 
+/// The podman of the installer, answering only what `start --dry-run` asks:
+/// no containers, no volumes.
+fn listing_nothing(mac: &Mac) -> PathBuf {
+    FakeTool::new("podman")
+        .on(&PS, Reply::stdout("[]"))
+        .on(&VOLUME_LS, Reply::stdout("[]"))
+        .on(
+            &["image", "exists", "docker.io/library/registry:3"],
+            Reply::ok(),
+        )
+        .install_at(&mac.fake, &mac.root().join("opt/podman/bin/podman"))
+}
+
 /// A config with one cache on a port unlikely to be taken.
 fn one_cache_config(mac: &Mac) -> PathBuf {
     let path = mac.fake.path().join("config.toml");
@@ -466,11 +502,7 @@ fn one_cache_config(mac: &Mac) -> PathBuf {
 fn start_warns_when_gvproxy_is_not_allowed() {
     let mut mac = Mac::new();
     let gvproxy = real(&mac.install_pkg());
-    // Only what `start --dry-run` asks: no containers, no volumes, the image is here.
-    mac.podman = mac.fake.script_at(
-        &mac.root().join("opt/podman/bin/podman"),
-        r#"case "$*" in "ps --all --format json"|"volume ls --format json") echo "[]" ;; "image exists docker.io/library/registry:3") ;; *) exit 99 ;; esac"#,
-    );
+    mac.podman = listing_nothing(&mac);
     let config = one_cache_config(&mac);
     let start = |mac: &Mac| {
         run(mac
@@ -503,10 +535,7 @@ fn start_warns_when_gvproxy_is_not_allowed() {
 fn start_on_linux_does_not_ask_socketfilterfw() {
     let mut mac = Mac::new();
     mac.install_pkg();
-    mac.podman = mac.fake.script_at(
-        &mac.root().join("opt/podman/bin/podman"),
-        r#"case "$*" in "ps --all --format json"|"volume ls --format json") echo "[]" ;; "image exists docker.io/library/registry:3") ;; *) exit 99 ;; esac"#,
-    );
+    mac.podman = listing_nothing(&mac);
     let config = one_cache_config(&mac);
     let out = run(mac
         .drcache(&["start", "--dry-run", "--config"])
