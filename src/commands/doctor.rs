@@ -24,7 +24,7 @@ pub fn run(ctx: &Context, args: &SelectArgs) -> Result<ExitStatus> {
             if c.ok && ui.quiet {
                 continue;
             }
-            let mark = match (c.ok, c.note) {
+            let mark = match (c.ok, c.is_note()) {
                 (true, false) => ui.paint(Tone::Good, "ok  "),
                 (true, true) => ui.paint(Tone::Warn, "note"),
                 (false, _) => ui.paint(Tone::Bad, "FAIL"),
@@ -32,13 +32,14 @@ pub fn run(ctx: &Context, args: &SelectArgs) -> Result<ExitStatus> {
             // Continuation lines (a command's stderr) stay in the detail column.
             let detail = c.detail.replace('\n', &format!("\n     {:width$}  ", ""));
             ui.human(&format!("{mark} {:<width$}  {detail}", c.name));
-            if let Some(fix) = &c.fix {
-                let label = if c.note { "tip:" } else { "fix:" };
-                ui.human(&format!(
-                    "     {:<width$}  {} {fix}",
-                    "",
-                    ui.paint(Tone::Warn, label)
-                ));
+            for (label, text) in [("fix:", &c.fix), ("tip:", &c.tip)] {
+                if let Some(text) = text {
+                    ui.human(&format!(
+                        "     {:<width$}  {} {text}",
+                        "",
+                        ui.paint(Tone::Warn, label)
+                    ));
+                }
             }
         }
     }

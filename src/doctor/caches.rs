@@ -349,7 +349,7 @@ mod tests {
         let mut i = inputs(vec![with_login.clone()], ready.clone());
         i.specs = s.clone();
         let checks = group(&i);
-        assert!(checks[0].ok && !checks[0].note, "{checks:#?}");
+        assert!(checks[0].ok && !checks[0].is_note(), "{checks:#?}");
         // Without the credentials (env var not set here): a note, not a failure.
         let mut i = inputs(vec![with_login], ready);
         i.credentials_unknown = vec![(
@@ -357,7 +357,7 @@ mod tests {
             "quay.io: environment variable Q_USER is not set".into(),
         )];
         let checks = group(&i);
-        assert!(checks[0].ok && checks[0].note, "{checks:#?}");
+        assert!(checks[0].ok && checks[0].is_note(), "{checks:#?}");
         assert!(checks[0]
             .detail
             .ends_with("whether its upstream login is current cannot be told here: quay.io: environment variable Q_USER is not set"));
@@ -385,7 +385,7 @@ mod tests {
             names,
             ["cache quay.io", "expiry quay.io", "cache docker.io"]
         );
-        assert!(checks[1].ok && checks[1].note);
+        assert!(checks[1].ok && checks[1].is_note());
         assert!(checks[1]
             .detail
             .contains("deletes cached images 7 days after they were fetched"));

@@ -37,12 +37,12 @@ pub use minikube::{MinikubeFacts, NodeFacts, ProfileFacts};
 pub struct Check {
     pub name: String,
     pub ok: bool,
-    /// Passed, with something the user should know (not a failure: e.g. the
-    /// image they chose expires cached data).
-    pub note: bool,
     pub detail: String,
-    /// What to do about a failed check (or, for a note, how to avoid it).
+    /// What to do about a failed check.
     pub fix: Option<String>,
+    /// A passed check with something the user should know, and how to
+    /// avoid it (e.g. the image they chose expires cached data): a note.
+    pub tip: Option<String>,
 }
 
 impl Check {
@@ -50,10 +50,14 @@ impl Check {
         Check {
             name: name.into(),
             ok: true,
-            note: false,
             detail: detail.into(),
             fix: None,
+            tip: None,
         }
+    }
+
+    pub fn is_note(&self) -> bool {
+        self.tip.is_some()
     }
 
     pub fn note(
@@ -62,8 +66,7 @@ impl Check {
         advice: impl Into<String>,
     ) -> Check {
         Check {
-            note: true,
-            fix: Some(advice.into()),
+            tip: Some(advice.into()),
             ..Check::pass(name, detail)
         }
     }
@@ -76,9 +79,9 @@ impl Check {
         Check {
             name: name.into(),
             ok: false,
-            note: false,
             detail: detail.into(),
             fix: Some(fix.into()),
+            tip: None,
         }
     }
 }

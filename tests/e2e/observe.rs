@@ -558,6 +558,14 @@ fn doctor_passes_when_healthy_and_names_each_problem_when_broken() {
     let checks = report["checks"].as_array().unwrap();
     assert!(checks.iter().all(|c| c["ok"] == true && c["fix"].is_null()));
     assert!(checks.iter().any(|c| c["name"] == "cache ghcr.io"));
+    // The test image is registry 2.8: each cache gets the expiry note.
+    let notes: Vec<&str> = checks
+        .iter()
+        .filter(|c| !c["tip"].is_null())
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert!(notes.contains(&"expiry ghcr.io"), "{report}");
+    assert!(notes.iter().all(|n| n.starts_with("expiry ")), "{notes:?}");
     let firewall = checks
         .iter()
         .find(|c| c["name"] == "host firewall")
