@@ -43,11 +43,20 @@ pub fn run(ctx: &Context, args: &SelectArgs) -> Result<ExitStatus> {
             }
         }
     }
+    // Notes are read, not counted: they pass whatever the user chose.
+    let notes = checks.iter().filter(|c| c.is_note()).count();
+    let counted = checks.len() - notes;
+    let with_notes = match notes {
+        0 => String::new(),
+        1 => " (and 1 note)".to_string(),
+        n => format!(" (and {n} notes)"),
+    };
     if failed == 0 {
-        ctx.ui.info(&format!("all {} checks passed", checks.len()));
+        ctx.ui
+            .info(&format!("all {counted} checks passed{with_notes}"));
         return Ok(ExitStatus::Success);
     }
     ctx.ui
-        .verdict(&format!("{failed} of {} checks failed", checks.len()));
+        .verdict(&format!("{failed} of {counted} checks failed{with_notes}"));
     Ok(ExitStatus::NotReady)
 }
