@@ -29,6 +29,8 @@ pub struct Cmd {
     terminal_stdin: bool,
     /// Exit codes that are answers rather than failures (e.g. `exists` -> 1).
     accepted: Vec<i32>,
+    /// Variables set for the child on top of our environment.
+    env: Vec<(String, String)>,
 }
 
 impl Cmd {
@@ -43,6 +45,7 @@ impl Cmd {
             interactive: false,
             terminal_stdin: false,
             accepted: vec![0],
+            env: Vec::new(),
         }
     }
 
@@ -65,6 +68,12 @@ impl Cmd {
         S: Into<String>,
     {
         self.args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    /// Set an environment variable for the child (not shown in `display`).
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.to_string(), value.to_string()));
         self
     }
 
@@ -195,6 +204,9 @@ impl Runner {
 
         let args: Vec<OsString> = cmd.args.iter().map(OsString::from).collect();
         let mut expr = duct::cmd(&cmd.program, args).unchecked();
+        for (key, value) in &cmd.env {
+            expr = expr.env(key, value);
+        }
         expr = match &cmd.stdin {
             Some(bytes) => expr.stdin_bytes(bytes.clone()),
             None if cmd.interactive || cmd.terminal_stdin => expr,
@@ -299,6 +311,16 @@ mod tests {
             .unwrap_err();
         assert!(err.spawn_error.is_some());
         assert!(err.to_string().starts_with("could not run `podman`"));
+    }
+
+    #[test]
+    fn env_reaches_the_child_but_not_the_command_line() {
+        let runner = Runner::new(Ui::plain_for_tests(), false);
+        let cmd = Cmd::query("/bin/sh", "sh")
+            .args(["-c", "echo \"$DRCACHE_EXEC_TEST\""])
+            .env("DRCACHE_EXEC_TEST", "set");
+        assert_eq!(cmd.display(), "sh -c 'echo \"$DRCACHE_EXEC_TEST\"'");
+        assert_eq!(runner.run(&cmd).unwrap().stdout, "set\n");
     }
 
     #[test]
