@@ -300,7 +300,7 @@ fn upstream_credentials_never_leak() {
         "podman inspect shows the password"
     );
     assert!(!inspect.contains(secret_user));
-    let loaded = registry_config_of(&cache, dir.path());
+    let loaded = registry_config_of(&cache);
     assert!(
         loaded.contains(&format!("username: \"{secret_user}\"")),
         "{loaded}"
@@ -317,7 +317,7 @@ fn upstream_credentials_never_leak() {
     assert!(out.stderr.contains("recreated"), "{}", out.stderr);
     assert!(!out.stderr.contains("another-pw-3e1b"));
     assert!(!podman(&["inspect", &cache]).contains("another-pw-3e1b"));
-    assert!(registry_config_of(&cache, dir.path()).contains("password: \"another-pw-3e1b\""));
+    assert!(registry_config_of(&cache).contains("password: \"another-pw-3e1b\""));
     // A missing variable is a clear error before anything changes.
     let out = run(drcache(Some(&cfg))
         .env_remove("DRT_USER")
@@ -336,12 +336,6 @@ fn upstream_credentials_never_leak() {
 }
 
 /// The registry config file a cache with a login runs with (its secret).
-fn registry_config_of(container: &str, scratch: &Path) -> String {
-    let copy = scratch.join("loaded.yml");
-    podman(&[
-        "cp",
-        &format!("{container}:/run/secrets/drcache-registry.yml"),
-        copy.to_str().unwrap(),
-    ]);
-    std::fs::read_to_string(copy).unwrap()
+fn registry_config_of(container: &str) -> String {
+    read_container_file(container, "/run/secrets/drcache-registry.yml")
 }
