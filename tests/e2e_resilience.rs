@@ -272,12 +272,22 @@ fn upstream_credentials_never_leak() {
         "username_env = \"DRT_USER\"\npassword_env = \"DRT_PASSWORD\"",
     );
     let cache = format!("{prefix}-docker-io");
+    // drcache keeps its once-only warning marker in XDG_RUNTIME_DIR. Root
+    // gets a private one; rootless podman keeps its own state there, so a
+    // rootless run keeps it and starts without the marker instead.
     let state = tempfile::tempdir().unwrap();
+    let runtime_dir = if is_root() {
+        state.path().to_path_buf()
+    } else {
+        let dir = std::path::PathBuf::from(std::env::var("XDG_RUNTIME_DIR").unwrap());
+        let _ = std::fs::remove_file(dir.join(format!("drcache/{cache}.credentials-warned")));
+        dir
+    };
     let start = |password: &str, extra: &[&str]| {
         run(drcache(Some(&cfg))
             .env("DRT_USER", secret_user)
             .env("DRT_PASSWORD", password)
-            .env("XDG_RUNTIME_DIR", state.path())
+            .env("XDG_RUNTIME_DIR", &runtime_dir)
             .args(["-v", "start"])
             .args(extra))
     };
