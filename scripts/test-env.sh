@@ -30,9 +30,10 @@ flock 9
 # iptables, nftables: netavark needs one of them for -p publishing (1.4 on
 # Debian 12 uses iptables, 1.14 on Debian 13 nftables, only a Recommends);
 # iproute2: `ip` in firewalld-ns.sh; dbus: system bus for firewalld;
-# ca-certificates: copied into the registry image.
+# ca-certificates: copied into the registry image; shellcheck: scripts/test
+# checks the scripts.
 PACKAGES=(podman runc netavark aardvark-dns iptables nftables docker-registry
-          skopeo containerd firewalld dbus ca-certificates iproute2)
+          skopeo containerd firewalld dbus ca-certificates iproute2 shellcheck)
 
 # One dpkg-query for all (fast when everything is there); only a fully
 # installed package counts, not "config-files" leftovers. It exits 1 when a
