@@ -400,8 +400,23 @@ impl Upstream {
         format!("http://host.containers.internal:{}", self.port)
     }
 
-    /// How many blob downloads the upstream has served so far.
+    /// How many blob downloads the upstream has served, once the count has
+    /// settled: registry 2.8 fetches a missed blob a second time to store
+    /// it, in the background, after the client got its copy.
     pub fn blob_gets(&self) -> usize {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut last = self.blob_gets_now();
+        loop {
+            std::thread::sleep(Duration::from_millis(300));
+            let now = self.blob_gets_now();
+            if now == last || Instant::now() > deadline {
+                return now;
+            }
+            last = now;
+        }
+    }
+
+    fn blob_gets_now(&self) -> usize {
         let logs = podman_cmd().args(["logs", &self.name]).output().unwrap();
         let text = String::from_utf8_lossy(&logs.stdout).into_owned()
             + &String::from_utf8_lossy(&logs.stderr);
