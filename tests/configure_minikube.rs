@@ -8,7 +8,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use common::{drcache, run, FakeBin, Run};
+use common::{drcache, run, write_executable, FakeBin, Run};
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/minikube");
 
@@ -91,9 +91,7 @@ impl World {
                 w.display(),
                 fake.log_path().display()
             );
-            std::fs::write(&path, text).unwrap();
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+            write_executable(&path, &text);
         }
         std::fs::copy(Path::new(FIXTURES).join(list), w.join("profile-list.json")).unwrap();
         for (profile, fixture, code) in statuses {

@@ -64,6 +64,31 @@ pub fn run(cmd: &mut Command) -> Run {
     Run::from(cmd.output().expect("cannot run command"))
 }
 
+/// Write an executable file. A child process writes it, not this one: a
+/// file open for writing here would be inherited by a child that another
+/// test thread forks at that moment, and running the file would then fail
+/// with "Text file busy" (ETXTBSY).
+pub fn write_executable(path: &Path, text: &str) {
+    use std::io::Write;
+    let mut child = Command::new("sh")
+        .args(["-c", "cat > \"$1\" && chmod 755 \"$1\"", "sh"])
+        .arg(path)
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    assert!(
+        child.wait().unwrap().success(),
+        "cannot write {}",
+        path.display()
+    );
+}
+
 /// An executable script in a temp dir that logs its argv, one call a line.
 pub struct FakeBin {
     pub dir: tempfile::TempDir,
@@ -90,7 +115,6 @@ impl FakeBin {
     /// Like [`FakeBin::script`], at any path (parents are created), logging
     /// under the file name: for tools that are found by where they live.
     pub fn script_at(&self, path: &Path, body: &str) -> PathBuf {
-        use std::os::unix::fs::PermissionsExt;
         let path = path.to_path_buf();
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -98,8 +122,7 @@ impl FakeBin {
             "#!/bin/sh\nprintf '%s\\n' \"{name} $*\" >> '{}'\n{body}\n",
             self.log_path().display()
         );
-        std::fs::write(&path, text).unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        write_executable(&path, &text);
         path
     }
 
