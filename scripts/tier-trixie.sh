@@ -39,8 +39,15 @@ log() { printf 'tier-trixie: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
 [ "$(id -u)" -eq 0 ] || die "must run as root"
-for tool in debootstrap unshare chroot; do
-    command -v "$tool" >/dev/null || die "$tool not found (apt-get install debootstrap)"
+if ! command -v debootstrap >/dev/null; then
+    log "installing debootstrap"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends debootstrap >&2 || {
+        DEBIAN_FRONTEND=noninteractive apt-get update -q >&2
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends debootstrap >&2
+    }
+fi
+for tool in unshare chroot; do
+    command -v "$tool" >/dev/null || die "$tool not found"
 done
 
 key=$(printf '%s\n' "$SUITE" "$MIRROR" "${PACKAGES[@]}" | sha256sum | cut -c1-16)
