@@ -127,7 +127,8 @@ run)
     [ $# -ge 3 ] || die "usage: $0 run LIST RESULT [LIBTEST ARGS...]"
     list=$2 result=$3
     shift 3
-    args=$(printf '%q ' "$@")
+    args=
+    [ $# -eq 0 ] || args=$(printf '%q ' "$@")
     prepare
     # Exchanged through the repo: the root sees it at the same path.
     out=$REPO/target/tier-trixie
