@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Prepare the real components that drcache's integration tests use on a Debian
-# machine (see docs in /work/shared/test-env/README.md): apt packages, a
+# machine (Debian 12 or 13; see docs/testing.md): apt packages, a
 # test-only podman configuration, a registry image built FROM scratch (no
 # internet needed) and the firewalld "libvirt" zone file.
 #
@@ -27,11 +27,14 @@ exec 9>"$STATE_DIR/.lock"
 flock 9
 
 # ---------------------------------------------------------------- packages
-# iptables: netavark needs it for -p publishing; iproute2: `ip` in
-# firewalld-ns.sh; dbus: system bus for firewalld; ca-certificates: copied
-# into the registry image; pyflakes3: scripts/test lints scripts/bench.
-PACKAGES=(podman runc netavark aardvark-dns iptables docker-registry skopeo
-          containerd firewalld dbus ca-certificates iproute2 pyflakes3)
+# iptables, nftables: netavark needs one of them for -p publishing (1.4 on
+# Debian 12 uses iptables, 1.14 on Debian 13 nftables, only a Recommends);
+# iproute2: `ip` in firewalld-ns.sh; dbus: system bus for firewalld;
+# ca-certificates: copied into the registry image; shellcheck: scripts/test
+# checks the scripts; pyflakes3: scripts/test lints scripts/bench.
+PACKAGES=(podman runc netavark aardvark-dns iptables nftables docker-registry
+          skopeo containerd firewalld dbus ca-certificates iproute2 shellcheck
+          pyflakes3)
 
 # One dpkg-query for all (fast when everything is there); only a fully
 # installed package counts, not "config-files" leftovers. It exits 1 when a
@@ -226,25 +229,34 @@ if [ "$current_hash" != "$inputs_hash" ]; then
 fi
 
 # --------------------------------------------------------- libvirt zone file
-# firewalld ships no "libvirt" zone; libvirt-daemon-system does. Only the one
-# file is extracted, the package is never installed.
+# firewalld ships no "libvirt" zone; libvirt does. Only the one file is
+# extracted, the package is never installed. Debian 12 has it in
+# libvirt-daemon-system; in Debian 13 that is a metapackage and the file is in
+# libvirt-daemon-driver-network: the first candidate that exists here and
+# holds the file wins.
 LIBVIRT_ZONE=$STATE_DIR/libvirt.xml
+ZONE_IN_DEB=./usr/lib/firewalld/zones/libvirt.xml
+ZONE_PACKAGES=(libvirt-daemon-driver-network libvirt-daemon-system)
 if [ ! -s "$LIBVIRT_ZONE" ]; then
-    log "extracting libvirt.xml from libvirt-daemon-system"
     dl=$(mktemp -d "$STATE_DIR/download.XXXXXX")
     tmp_dirs+=("$dl")
     # apt's sandbox user _apt must be able to write the download dir.
     chmod 755 "$dl"
     chown _apt "$dl" 2>/dev/null || true
-    if ! (cd "$dl" && apt-get download -q libvirt-daemon-system >&2); then
-        # Fresh machine: no package lists yet.
-        apt_update
-        (cd "$dl" && apt-get download -q libvirt-daemon-system >&2)
-    fi
-    deb=$(ls "$dl"/libvirt-daemon-system_*.deb)
-    dpkg-deb --fsys-tarfile "$deb" | tar -xO ./usr/lib/firewalld/zones/libvirt.xml \
-        > "$LIBVIRT_ZONE.tmp.$$"
-    [ -s "$LIBVIRT_ZONE.tmp.$$" ] || die "libvirt.xml not found in $deb"
+    # Fresh machine: no package lists yet.
+    apt-cache show "${ZONE_PACKAGES[@]}" >/dev/null 2>&1 || apt_update
+    for pkg in "${ZONE_PACKAGES[@]}"; do
+        apt-cache show "$pkg" >/dev/null 2>&1 || continue
+        (cd "$dl" && apt-get download -q "$pkg" >&2)
+        deb=$(ls "$dl/${pkg}"_*.deb)
+        if dpkg-deb --fsys-tarfile "$deb" | tar -t | grep -xF "$ZONE_IN_DEB" >/dev/null; then
+            log "extracting libvirt.xml from $pkg"
+            dpkg-deb --fsys-tarfile "$deb" | tar -xO "$ZONE_IN_DEB" > "$LIBVIRT_ZONE.tmp.$$"
+            break
+        fi
+        log "$pkg has no libvirt.xml"
+    done
+    [ -s "$LIBVIRT_ZONE.tmp.$$" ] || die "no package of ${ZONE_PACKAGES[*]} holds libvirt.xml"
     mv -f "$LIBVIRT_ZONE.tmp.$$" "$LIBVIRT_ZONE"
 fi
 

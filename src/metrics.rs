@@ -421,7 +421,9 @@ mod tests {
             "registry-2.8.2-metrics-fresh.txt",
             "registry-2.8.2-metrics-cold-pull.txt",
             "registry-2.8.2-metrics-warm-pull.txt",
-            "registry-3.0.0-metrics-warm-pull.txt",
+            "registry-3.1.1-metrics-fresh.txt",
+            "registry-3.1.1-metrics-cold-pull.txt",
+            "registry-3.1.1-metrics-warm-pull.txt",
         ] {
             let m = Metrics::parse(&fixture(name)).unwrap();
             assert!(m.samples.len() > 50, "{name}");
@@ -432,8 +434,11 @@ mod tests {
     fn detects_the_format() {
         let m28 = Metrics::parse(&fixture("registry-2.8.2-metrics-fresh.txt")).unwrap();
         assert_eq!(Format::detect(&m28), Some(Format::Registry28));
-        let m3 = Metrics::parse(&fixture("registry-3.0.0-metrics-warm-pull.txt")).unwrap();
-        assert_eq!(Format::detect(&m3), Some(Format::Registry3));
+        for when in ["fresh", "cold-pull", "warm-pull"] {
+            let m3 =
+                Metrics::parse(&fixture(&format!("registry-3.1.1-metrics-{when}.txt"))).unwrap();
+            assert_eq!(Format::detect(&m3), Some(Format::Registry3), "{when}");
+        }
         assert_eq!(
             Format::detect(&Metrics::parse("go_goroutines 9\n").unwrap()),
             None
@@ -511,8 +516,63 @@ mod tests {
     }
 
     #[test]
+    fn registry_3_fresh_counts_nothing() {
+        let s = stats("3.1.1", "fresh");
+        assert_eq!(s.format, Format::Registry3);
+        assert_eq!(s.blobs, Counts::default());
+        assert_eq!(s.manifests, Counts::default());
+        assert_eq!(s.hit_rate, None);
+        assert_eq!(
+            s.descriptor_cache,
+            Some(DescriptorCache {
+                requests: 0,
+                hits: 0
+            })
+        );
+    }
+
+    #[test]
+    fn registry_3_cold_pull_fetches_each_miss_once() {
+        // Confirmed by the upstream's access log: each blob GET once.
+        let access = fixture("registry-3.1.1-upstream-access-cold-pull.txt");
+        assert_eq!(access.matches("\"GET /v2/test/img/blobs/").count(), 2);
+        let s = stats("3.1.1", "cold-pull");
+        assert_eq!(
+            s.blobs,
+            Counts {
+                requests: 2,
+                hits: 0,
+                misses: 2,
+                upstream_bytes: LAYER + CONFIG,
+                served_bytes: LAYER + CONFIG,
+            }
+        );
+        assert_eq!(
+            s.manifests,
+            Counts {
+                requests: 1,
+                hits: 0,
+                misses: 1,
+                upstream_bytes: MANIFEST,
+                served_bytes: MANIFEST,
+            }
+        );
+        assert_eq!(s.hit_rate, Some(0.0));
+        assert_eq!(
+            s.descriptor_cache,
+            Some(DescriptorCache {
+                requests: 12,
+                hits: 4
+            })
+        );
+    }
+
+    #[test]
     fn registry_3_reads_the_proxy_counters() {
-        let s = stats("3.0.0", "warm-pull");
+        // The warm pull fetched no blob from the upstream.
+        let access = fixture("registry-3.1.1-upstream-access-warm-pull.txt");
+        assert!(!access.contains("/blobs/"), "{access}");
+        let s = stats("3.1.1", "warm-pull");
         assert_eq!(s.format, Format::Registry3);
         assert_eq!(
             s.blobs,
@@ -525,23 +585,35 @@ mod tests {
             }
         );
         assert_eq!(
-            (s.manifests.requests, s.manifests.hits, s.manifests.misses),
-            (2, 1, 1)
+            s.manifests,
+            Counts {
+                requests: 2,
+                hits: 1,
+                misses: 1,
+                upstream_bytes: MANIFEST,
+                served_bytes: 2 * MANIFEST,
+            }
         );
+        assert_eq!(s.hit_rate, Some(0.5));
         assert_eq!(
             s.descriptor_cache,
             Some(DescriptorCache {
-                requests: 26,
-                hits: 16
+                requests: 23,
+                hits: 15
             })
         );
         // /debug/vars of registry 3 counts the same; it is the fallback when
         // the Prometheus proxy counters are absent.
-        let metrics = Metrics::parse("registry_storage_cache_requests_total 1\n").unwrap();
-        let vars = DebugVars::parse(&fixture("registry-3.0.0-debug-vars-warm-pull.json")).unwrap();
-        let from_vars = proxy_stats(&metrics, Some(&vars)).unwrap();
-        assert_eq!(from_vars.blobs, s.blobs);
-        assert_eq!(from_vars.manifests, s.manifests);
+        for when in ["fresh", "cold-pull", "warm-pull"] {
+            let metrics = Metrics::parse("registry_storage_cache_requests_total 1\n").unwrap();
+            let vars =
+                DebugVars::parse(&fixture(&format!("registry-3.1.1-debug-vars-{when}.json")))
+                    .unwrap();
+            let from_vars = proxy_stats(&metrics, Some(&vars)).unwrap();
+            let s = stats("3.1.1", when);
+            assert_eq!(from_vars.blobs, s.blobs, "{when}");
+            assert_eq!(from_vars.manifests, s.manifests, "{when}");
+        }
     }
 
     #[test]

@@ -102,6 +102,18 @@ pub fn parse_volumes(json: &str) -> Result<Vec<Volume>> {
     parse_list(json).context("cannot parse the output of `podman volume ls --format json`")
 }
 
+/// The client version from `podman version --format json`.
+pub fn parse_version(json: &str) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_str(json).ok()?;
+    v.pointer("/Client/Version")?.as_str().map(str::to_string)
+}
+
+/// Secret names from `podman secret ls --format {{.Name}}`, one a line.
+/// (`--format json` prints the literal word `json` per secret on 4.3 and 5.4.)
+pub fn parse_secret_names(text: &str) -> Vec<String> {
+    text.split_whitespace().map(str::to_string).collect()
+}
+
 fn parse_list<T: for<'de> Deserialize<'de>>(json: &str) -> Result<Vec<T>> {
     // Some podman versions print nothing at all instead of `[]`.
     if json.trim().is_empty() {
@@ -180,6 +192,14 @@ pub fn hint_for(stderr: &str) -> Option<String> {
     }
 }
 
+/// Podman 5 on a cgroup v1 host prints a deprecation warning on stderr of
+/// every command; it would end up in `drcache logs` and in error messages.
+const IGNORE_CGROUPS_V1_WARNING: &str = "PODMAN_IGNORE_CGROUPSV1_WARNING";
+
+fn quiet(cmd: Cmd) -> Cmd {
+    cmd.env(IGNORE_CGROUPS_V1_WARNING, "1")
+}
+
 /// Why `podman run` did not give a running cache.
 #[derive(Debug)]
 pub enum RunError {
@@ -209,14 +229,12 @@ impl<'r> Podman<'r> {
         Podman { program, runner }
     }
 
-    // Podman 5 on a cgroup v1 host warns on stderr of every command; that
-    // line is podman's, not the cache's, and would end up in `logs`.
     fn query(&self) -> Cmd {
-        Cmd::query(&self.program, "podman").env("PODMAN_IGNORE_CGROUPSV1_WARNING", "1")
+        quiet(Cmd::query(&self.program, "podman"))
     }
 
     fn mutation(&self) -> Cmd {
-        Cmd::mutation(&self.program, "podman").env("PODMAN_IGNORE_CGROUPSV1_WARNING", "1")
+        quiet(Cmd::mutation(&self.program, "podman"))
     }
 
     fn run(&self, cmd: Cmd) -> Result<Output, CommandError> {
@@ -406,7 +424,7 @@ impl<'r> Podman<'r> {
     /// Names of all podman secrets. 4.3 has no JSON format for this list.
     pub fn secret_names(&self) -> Result<Vec<String>> {
         let out = self.run(self.query().args(["secret", "ls", "--format", "{{.Name}}"]))?;
-        Ok(out.stdout.split_whitespace().map(str::to_string).collect())
+        Ok(parse_secret_names(&out.stdout))
     }
 
     pub fn remove_secrets(&self, names: &[String]) -> Result<(), CommandError> {
@@ -461,57 +479,233 @@ mod tests {
         assert_eq!(c.uptime(1060), None);
     }
 
+    /// A fixture under tests/fixtures: `podman/...` (podman 4.3.1) or
+    /// `podman5/...` (podman 5.4.2).
     fn fixture(name: &str) -> String {
-        let path = format!(
-            "{}/tests/fixtures/podman/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        );
+        let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
         std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    fn containers(name: &str) -> Vec<Container> {
+        parse_containers(&fixture(name)).unwrap_or_else(|e| panic!("{name}: {e:#}"))
+    }
+
+    fn named<'a>(list: &'a [Container], name: &str) -> &'a Container {
+        list.iter()
+            .find(|c| c.name() == name)
+            .unwrap_or_else(|| panic!("no {name} in {list:?}"))
     }
 
     #[test]
     fn parses_ps_of_a_running_cache() {
-        let list = parse_containers(&fixture("podman-ps-a-cache.json")).unwrap();
-        assert_eq!(list.len(), 1);
-        let c = &list[0];
-        assert_eq!(c.name(), "drenv-cache-quay-io");
-        assert!(c.is_running());
-        assert_eq!(c.label("drenv.cache"), Some("quay.io"));
-        assert_eq!(c.host_port(5000), Some(15051));
-        assert_eq!(c.host_port(5001), None);
-        assert!(c.started_at > 0);
-    }
-
-    #[test]
-    fn parses_ps_of_exited_containers() {
-        let list = parse_containers(&fixture("podman-ps-a-exited.json")).unwrap();
-        let cache = list
-            .iter()
-            .find(|c| c.name() == "drenv-cache-quay-io")
-            .unwrap();
-        assert_eq!(cache.state, "exited");
-        assert_eq!(cache.exit_code, 2);
-    }
-
-    #[test]
-    fn parses_every_ps_fixture() {
-        for name in [
-            "podman-ps-a.json",
-            "podman-ps-filter-label.json",
-            "podman-ps-cache-from-e2e.json",
+        // (fixture, container, label key, registry, registry port, debug port)
+        for (file, name, label, registry, port, debug) in [
+            (
+                "podman/podman-ps-a-cache.json",
+                "drenv-cache-quay-io",
+                "drenv.cache",
+                "quay.io",
+                15051,
+                None,
+            ),
+            (
+                "podman5/podman5-ps-a-cache.json",
+                "p5t-quay-io",
+                "drcache.registry",
+                "quay.io",
+                16211,
+                Some(33663),
+            ),
         ] {
-            let list = parse_containers(&fixture(name)).unwrap();
-            assert!(list.iter().all(|c| !c.id.is_empty()), "{name}");
+            let list = containers(file);
+            assert_eq!(list.len(), 1, "{file}");
+            let c = &list[0];
+            assert_eq!(c.name(), name);
+            assert!(c.is_running(), "{file}");
+            assert_eq!(c.exit_code, 0);
+            assert_eq!(c.label(label), Some(registry), "{file}");
+            assert_eq!(c.host_port(5000), Some(port), "{file}");
+            assert_eq!(c.host_port(5001), debug, "{file}");
+            assert!(c.image.starts_with("localhost/drcache-"), "{file}");
+            assert!(c.started_at > 0, "{file}");
         }
     }
 
     #[test]
+    fn parses_ps_of_exited_containers() {
+        let cache = named(
+            &containers("podman/podman-ps-a-exited.json"),
+            "drenv-cache-quay-io",
+        )
+        .clone();
+        assert_eq!((cache.state.as_str(), cache.exit_code), ("exited", 2));
+        for file in [
+            "podman5/podman5-ps-a-exited.json",
+            "podman5/podman5-ps-a-stopped.json",
+        ] {
+            let c = named(&containers(file), "p5t-docker-io").clone();
+            assert_eq!((c.state.as_str(), c.exit_code), ("exited", 2), "{file}");
+            assert!(!c.is_running());
+            // Ports keep their mapping whatever order podman 5 lists them in.
+            assert_eq!(c.host_port(5000), Some(16212), "{file}");
+        }
+        // on-failure:5 used up: exited for good.
+        let looped = &containers("podman5/podman5-ps-a-restart-loop.json")[0];
+        assert_eq!((looped.state.as_str(), looped.exit_code), ("exited", 2));
+        assert_eq!(looped.label("drcache.mode"), Some("proxy"));
+    }
+
+    #[test]
+    fn parses_podman5_created_stopping_and_bare_containers() {
+        let created = &containers("podman5/podman5-ps-a-created.json")[0];
+        assert_eq!(created.state, "created");
+        // Never started: podman 5 says year 1 (negative Unix seconds).
+        assert!(created.started_at < 0, "{}", created.started_at);
+        assert_eq!(created.host_port(5000), Some(16213));
+
+        let stopping = &containers("podman5/podman5-ps-a-stopping.json")[0];
+        assert_eq!(stopping.state, "stopping");
+        assert!(!stopping.is_running());
+
+        let bare = &containers("podman5/podman5-ps-a-no-labels-no-ports.json")[0];
+        assert_eq!(bare.name(), "p5t-nolabel");
+        // Only the image's own label: no drcache labels, `Ports: null`.
+        assert_eq!(bare.label("drcache.registry"), None);
+        assert_eq!(bare.labels.len(), 1);
+        assert!(bare.ports.is_empty());
+        assert_eq!(bare.host_port(5000), None);
+
+        let offline = &containers("podman5/podman5-ps-a-cache-offline.json")[0];
+        assert_eq!(offline.label("drcache.mode"), Some("offline"));
+        let mixed = containers("podman5/podman5-ps-a-running-exited-created.json");
+        let states: Vec<(&str, &str)> =
+            mixed.iter().map(|c| (c.name(), c.state.as_str())).collect();
+        assert_eq!(
+            states,
+            [
+                ("p5t-upstream", "running"),
+                ("p5t-docker-io", "exited"),
+                ("p5t-quay-io", "running"),
+                ("p5t-ghcr-io", "created"),
+            ]
+        );
+    }
+
+    #[test]
+    fn parses_every_ps_fixture_of_both_versions() {
+        let mut seen = 0;
+        for (dir, stem) in [("podman", "podman-ps-"), ("podman5", "podman5-ps-")] {
+            let path = format!("{}/tests/fixtures/{dir}", env!("CARGO_MANIFEST_DIR"));
+            for entry in std::fs::read_dir(&path).unwrap() {
+                let file = entry.unwrap().file_name().into_string().unwrap();
+                if !file.starts_with(stem) {
+                    continue;
+                }
+                let list = containers(&format!("{dir}/{file}"));
+                assert!(!list.is_empty(), "{file}");
+                for c in &list {
+                    assert!(!c.id.is_empty() && !c.name().is_empty(), "{file}");
+                    assert!(!c.state.is_empty() && !c.image.is_empty(), "{file}");
+                }
+                seen += 1;
+            }
+        }
+        assert!(seen >= 16, "only {seen} ps fixtures");
+        let all = containers("podman5/podman5-ps-a-all-running.json");
+        assert_eq!(all.len(), 4);
+        assert!(all.iter().all(Container::is_running));
+        assert_eq!(named(&all, "p5t-docker-io").host_port(5000), Some(16212));
+    }
+
+    #[test]
     fn parses_volumes() {
-        let list = parse_volumes(&fixture("podman-volume-ls-cache.json")).unwrap();
+        let list = parse_volumes(&fixture("podman/podman-volume-ls-cache.json")).unwrap();
         assert_eq!(list[0].name, "drenv-cache-quay-io");
         assert!(list[0].labels.is_empty());
         assert!(list[0].mountpoint.ends_with("/_data"));
-        assert!(parse_volumes(&fixture("podman-volume-ls.json")).is_ok());
+        assert_eq!(
+            parse_volumes(&fixture("podman/podman-volume-ls.json"))
+                .unwrap()
+                .len(),
+            4
+        );
+
+        let cache = parse_volumes(&fixture("podman5/podman5-volume-ls-cache.json")).unwrap();
+        assert_eq!(cache.len(), 1);
+        assert_eq!(cache[0].name, "p5t-quay-io");
+        assert_eq!(cache[0].label("drcache.registry"), Some("quay.io"));
+        assert_eq!(cache[0].label("drcache.prefix"), Some("p5t"));
+        assert_eq!(
+            cache[0].mountpoint,
+            "/var/lib/containers/storage/volumes/p5t-quay-io/_data"
+        );
+        let all = parse_volumes(&fixture("podman5/podman5-volume-ls-with-foreign.json")).unwrap();
+        assert_eq!(all.len(), 11);
+        let ours: Vec<&str> = all
+            .iter()
+            .filter(|v| v.label("drcache.registry").is_some())
+            .map(|v| v.name.as_str())
+            .collect();
+        assert_eq!(
+            ours,
+            ["p5t-docker-io", "p5t-quay-io", "p5t-ghcr-io", "p5t-gcr-io"]
+        );
+        let mine = all.iter().find(|v| v.name == "p5t-mine").unwrap();
+        assert!(mine.labels.is_empty());
+        assert_eq!(
+            parse_volumes(&fixture("podman5/podman5-volume-ls.json"))
+                .unwrap()
+                .len(),
+            4
+        );
+    }
+
+    #[test]
+    fn parses_the_version_of_both_podmans() {
+        assert_eq!(
+            parse_version(&fixture("podman/podman-version.json")).as_deref(),
+            Some("4.3.1")
+        );
+        assert_eq!(
+            parse_version(&fixture("podman5/podman5-version.json")).as_deref(),
+            Some("5.4.2")
+        );
+        assert_eq!(parse_version("{\"Server\":{}}"), None);
+        assert_eq!(parse_version("Version: 5.4.2"), None);
+    }
+
+    #[test]
+    fn parses_secret_names_of_both_podmans() {
+        assert_eq!(
+            parse_secret_names(&fixture("podman/podman-secret-ls-format-name.txt")),
+            ["drtier-fixture-b", "drtier-fixture-a"]
+        );
+        assert_eq!(
+            parse_secret_names(&fixture("podman5/podman5-secret-ls-format-name.txt")),
+            ["p5t-fixture-a", "p5t-fixture-b"]
+        );
+        assert!(parse_secret_names("").is_empty());
+        // Why drcache never asks for `--format json`: no names in it.
+        assert_eq!(
+            fixture("podman5/podman5-secret-ls-format-json-two-secrets.txt"),
+            "json\njson\n"
+        );
+    }
+
+    #[test]
+    fn every_podman_call_silences_the_cgroups_v1_warning() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let fake = dir.path().join("podman");
+        std::fs::write(
+            &fake,
+            "#!/bin/sh\nprintf '{\"Client\":{\"Version\":\"%s\"}}' \"$PODMAN_IGNORE_CGROUPSV1_WARNING\"\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let runner = Runner::new(crate::ui::Ui::plain_for_tests(), false);
+        let out = Podman::new(fake, &runner).version().unwrap();
+        assert_eq!(parse_version(&out.stdout).as_deref(), Some("1"));
     }
 
     #[test]

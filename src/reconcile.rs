@@ -545,6 +545,40 @@ mod tests {
     }
 
     #[test]
+    fn upstream_failure_is_found_in_a_real_registry_3_log() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/registry/registry-3.1.1-log-upstream-unreachable.txt"
+        );
+        let log = std::fs::read_to_string(path).unwrap();
+        assert_eq!(
+            upstream_failure(&log, "http://host.containers.internal:16100").unwrap(),
+            "panic: Get \"http://host.containers.internal:16100/v2/\": dial tcp 10.88.0.1:16100: connect: connection refused"
+        );
+        assert_eq!(
+            upstream_failure(&log, "http://host.containers.internal:16101"),
+            None
+        );
+    }
+
+    #[test]
+    fn a_podman5_cache_that_is_stopping_is_recreated() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/podman5/podman5-ps-a-stopping.json"
+        );
+        let list =
+            crate::podman::parse_containers(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let mut stopping = list[0].clone();
+        assert_eq!(stopping.state, "stopping");
+        let s = spec();
+        stopping
+            .labels
+            .insert(LABEL_HASH.to_string(), s.config_hash());
+        assert_eq!(plan(&s, Some(&stopping)), Action::Recreate);
+    }
+
+    #[test]
     fn port_holder_names_the_container() {
         let mut other = container("running", None);
         other.names = vec!["someone-else".into()];

@@ -84,10 +84,9 @@ pub fn gather(
             facts,
         )
     });
-    inputs.podman_version = version.ok().and_then(|out| {
-        let v: serde_json::Value = serde_json::from_str(&out.stdout).ok()?;
-        v.pointer("/Client/Version")?.as_str().map(str::to_string)
-    });
+    inputs.podman_version = version
+        .ok()
+        .and_then(|out| crate::podman::parse_version(&out.stdout));
     inputs.machines = machines.map(|m| m.map_err(|e| format!("{e:#}")));
     inputs.facts = facts.map_err(|e| {
         let hint = crate::errors::hint(&e);

@@ -409,7 +409,10 @@ fn a_cache_with_a_login_keeps_every_setting_of_the_image() {
     ]);
     podman(&["rm", &probe]);
     let image_config = untar_single_file(&image_config);
-    let loaded = read_mounted_secret(&format!("{prefix}-docker-io"));
+    let loaded = read_container_file(
+        &format!("{prefix}-docker-io"),
+        "/run/secrets/drcache-registry.yml",
+    );
     let ours = yaml_settings(&loaded);
     let missing: Vec<String> = yaml_settings(&image_config)
         .into_iter()
@@ -445,16 +448,4 @@ fn untar_single_file(tar: &str) -> String {
     let size =
         usize::from_str_radix(size_field.trim_matches(|c| c == '\0' || c == ' '), 8).unwrap();
     String::from_utf8_lossy(&bytes[512..512 + size]).into_owned()
-}
-
-/// The registry config a cache loads from its secret, read through the
-/// container's root as the host sees it (podman 5's `cp` does not see
-/// secret mounts; as root /proc reaches it on every version).
-fn read_mounted_secret(container: &str) -> String {
-    let pid = podman(&["inspect", "--format", "{{.State.Pid}}", container]);
-    std::fs::read_to_string(format!(
-        "/proc/{}/root/run/secrets/drcache-registry.yml",
-        pid.trim()
-    ))
-    .unwrap()
 }

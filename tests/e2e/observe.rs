@@ -658,5 +658,6 @@ fn logs_shows_the_cache_log() {
     let all = out.stdout + &out.stderr;
     assert!(all.contains("GET /v2/test/img/manifests/1"), "{all}");
     let out = run(drcache(Some(&config)).args(["logs", "quay.io", "--tail", "1"])).expect(0);
-    assert_eq!((out.stdout + &out.stderr).lines().count(), 1);
+    let last = out.stdout + &out.stderr;
+    assert_eq!(last.lines().count(), 1, "{last}");
 }

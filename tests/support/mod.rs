@@ -114,10 +114,28 @@ fn read_lines(path: &Path) -> Vec<String> {
         .collect()
 }
 
-/// Write `text` to `path` (parents created) as an executable file.
+/// Write `text` to `path` (parents created) as an executable file. A child
+/// process writes it, not this one: a file open for writing here would be
+/// inherited by a child that another test thread forks at that moment, and
+/// running the file would then fail with "Text file busy" (ETXTBSY).
 pub fn write_executable(path: &Path, text: &str) {
-    use std::os::unix::fs::PermissionsExt;
+    use std::io::Write;
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(path, text).unwrap();
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut child = Command::new("sh")
+        .args(["-c", "cat > \"$1\" && chmod 755 \"$1\"", "sh"])
+        .arg(path)
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    assert!(
+        child.wait().unwrap().success(),
+        "cannot write {}",
+        path.display()
+    );
 }

@@ -26,6 +26,17 @@ pub fn missing(test: &str, what: &str) {
              or opt out of the real-component tests with {SKIP_REAL}=1"
         );
     }
+    opted_out(test, what);
+}
+
+/// Set by scripts/tier-rootless.sh: this run is knowingly without root, so
+/// the parts of tests that need root are opted out (and listed), not failed.
+pub const ROOTLESS_TIER: &str = "DRCACHE_TEST_ROOTLESS_TIER";
+
+/// Record `test` as opted out: said at once on the terminal, appended to
+/// DRCACHE_TEST_OPTED_OUT_FILE, and counted and listed when the test binary
+/// exits.
+fn opted_out(test: &str, what: &str) {
     // libtest names the thread after the test's full path.
     let line = match std::thread::current().name() {
         Some(path) if path.ends_with(test) => format!("{path}: {what}"),
@@ -128,8 +139,16 @@ pub fn write_config(
 }
 
 /// Run podman and return its stdout; panics with its stderr on failure.
+/// `podman` for the tests' own calls, without podman 5's cgroups-v1
+/// deprecation warning on stderr (drcache silences it the same way).
+pub fn podman_cmd() -> Command {
+    let mut cmd = Command::new("podman");
+    cmd.env("PODMAN_IGNORE_CGROUPSV1_WARNING", "1");
+    cmd
+}
+
 pub fn podman(args: &[&str]) -> String {
-    let out = Command::new("podman").args(args).output().unwrap();
+    let out = podman_cmd().args(args).output().unwrap();
     assert!(
         out.status.success(),
         "podman {args:?} failed: {}",
@@ -153,7 +172,7 @@ pub fn container_state(name: &str) -> String {
 }
 
 pub fn podman_ok(args: &[&str]) -> bool {
-    Command::new("podman")
+    podman_cmd()
         .args(args)
         .output()
         .is_ok_and(|o| o.status.success())
@@ -189,7 +208,8 @@ pub fn ensure_test_image() {
     });
 }
 
-/// Containers and volumes whose names start with `prefix`, removed when dropped.
+/// Containers, volumes and secrets whose names start with `prefix`, removed
+/// when dropped.
 pub struct Cleanup {
     pub prefix: String,
 }
@@ -216,7 +236,7 @@ impl Cleanup {
         if !names.is_empty() {
             let mut args = vec!["rm", "-f", "-v", "--ignore"];
             args.extend(&names);
-            let _ = Command::new("podman").args(&args).output();
+            let _ = podman_cmd().args(&args).output();
         }
         let volumes = podman(&["volume", "ls", "--format", "{{.Name}}"]);
         let ours: Vec<&str> = volumes
@@ -226,7 +246,17 @@ impl Cleanup {
         if !ours.is_empty() {
             let mut args = vec!["volume", "rm", "-f"];
             args.extend(&ours);
-            let _ = Command::new("podman").args(&args).output();
+            let _ = podman_cmd().args(&args).output();
+        }
+        let secrets = podman(&["secret", "ls", "--format", "{{.Name}}"]);
+        let ours: Vec<&str> = secrets
+            .split_whitespace()
+            .filter(|s| s.starts_with(&self.prefix))
+            .collect();
+        if !ours.is_empty() {
+            let mut args = vec!["secret", "rm"];
+            args.extend(&ours);
+            let _ = podman_cmd().args(&args).output();
         }
     }
 }
@@ -276,12 +306,24 @@ impl Upstream {
         format!("http://host.containers.internal:{}", self.port)
     }
 
-    /// How many blob downloads the upstream has served so far.
+    /// How many blob downloads the upstream has served, once the count has
+    /// settled: registry 2.8 fetches a missed blob a second time to store
+    /// it, in the background, after the client got its copy.
     pub fn blob_gets(&self) -> usize {
-        let logs = Command::new("podman")
-            .args(["logs", &self.name])
-            .output()
-            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut last = self.blob_gets_now();
+        loop {
+            std::thread::sleep(Duration::from_millis(300));
+            let now = self.blob_gets_now();
+            if now == last || Instant::now() > deadline {
+                return now;
+            }
+            last = now;
+        }
+    }
+
+    fn blob_gets_now(&self) -> usize {
+        let logs = podman_cmd().args(["logs", &self.name]).output().unwrap();
         let text = String::from_utf8_lossy(&logs.stdout).into_owned()
             + &String::from_utf8_lossy(&logs.stderr);
         // The access log line, one per request.
@@ -418,11 +460,63 @@ impl Containerd {
     }
 }
 
+/// What the podman under test can do, where podman versions differ: one
+/// named capability per difference instead of version checks in tests.
+#[derive(Debug, Clone, Copy)]
+pub struct PodmanCaps {
+    /// `podman cp` sees files mounted with `--secret type=mount` (4.x); 5.x
+    /// copies from the container's root file system without them.
+    pub cp_sees_secret_mounts: bool,
+}
+
+impl PodmanCaps {
+    pub fn detect() -> PodmanCaps {
+        let version = podman(&["version", "--format", "{{.Client.Version}}"]);
+        let major: u32 = version
+            .trim()
+            .split('.')
+            .next()
+            .and_then(|m| m.parse().ok())
+            .unwrap_or_else(|| panic!("cannot read the podman version from {version:?}"));
+        PodmanCaps {
+            cp_sees_secret_mounts: major < 5,
+        }
+    }
+}
+
+/// A file as a running container sees it, secret mounts included.
+pub fn read_container_file(container: &str, path: &str) -> String {
+    if PodmanCaps::detect().cp_sees_secret_mounts {
+        let dir = tempfile::tempdir().unwrap();
+        let copy = dir.path().join("copy");
+        podman(&["cp", &format!("{container}:{path}"), copy.to_str().unwrap()]);
+        return std::fs::read_to_string(copy).unwrap();
+    }
+    // Through the container's root as its init process sees it: directly as
+    // root, in podman's user namespace when rootless.
+    let pid = podman(&["inspect", "--format", "{{.State.Pid}}", container]);
+    let file = format!("/proc/{}/root{path}", pid.trim());
+    if is_root() {
+        std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{file}: {e}"))
+    } else {
+        podman(&["unshare", "cat", &file])
+    }
+}
+
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
 /// Whether containerd can run here; when it cannot, the test fails, or under
 /// DRCACHE_TEST_SKIP_REAL=1 this part of it is recorded as opted out.
 pub fn containerd_available(test: &str) -> bool {
     match containerd_missing() {
         None => true,
+        Some(reason) if !is_root() && std::env::var_os(ROOTLESS_TIER).is_some() => {
+            opted_out(test, &reason);
+            false
+        }
         Some(reason) => {
             missing(test, &reason);
             false
