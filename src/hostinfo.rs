@@ -97,6 +97,23 @@ pub fn port_free(bind: &str, port: u16) -> bool {
     }
 }
 
+/// Whether `port` is free on `bind` within `grace`: a container just removed
+/// keeps its port a moment longer (podman's conmon holds it until it has
+/// cleaned up), so a `start` right after `clean` or a recreate would
+/// otherwise see a port "in use". A port that stays taken costs `grace`.
+pub fn port_free_within(bind: &str, port: u16, grace: std::time::Duration) -> bool {
+    let deadline = std::time::Instant::now() + grace;
+    loop {
+        if port_free(bind, port) {
+            return true;
+        }
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
 fn can_bind(addr: &str) -> bool {
     TcpListener::bind(addr).is_ok()
 }
@@ -197,6 +214,31 @@ mod tests {
    1: 0100007F:6978 0100007F:C350 01 00000000:00000000 00:00000000 00000000     0        0 999 1 0000000000000000 20 4 30 10 -1
    2: 00000000:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 777 1 0000000000000000 100 0 0 10 0
 ";
+
+    #[test]
+    fn a_port_released_within_the_grace_is_free() {
+        let held = TcpListener::bind("0.0.0.0:0").unwrap();
+        let port = held.local_addr().unwrap().port();
+        let release = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            drop(held);
+        });
+        assert!(port_free_within(
+            "",
+            port,
+            std::time::Duration::from_secs(3)
+        ));
+        release.join().unwrap();
+        let held = TcpListener::bind("0.0.0.0:0").unwrap();
+        let port = held.local_addr().unwrap().port();
+        let started = std::time::Instant::now();
+        assert!(!port_free_within(
+            "",
+            port,
+            std::time::Duration::from_millis(200)
+        ));
+        assert!(started.elapsed() >= std::time::Duration::from_millis(200));
+    }
 
     #[test]
     fn a_port_held_on_ipv6_loopback_alone_is_not_free() {

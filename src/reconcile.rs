@@ -156,6 +156,8 @@ const LOG_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 /// A proxy cache not answering after this long while its log shows no
 /// failure may be hanging on its upstream: drcache then asks the upstream.
 const HANG_CHECK_AFTER: Duration = Duration::from_secs(5);
+/// How long a port may take to be released by a container just removed.
+const PORT_RELEASE_GRACE: Duration = Duration::from_secs(3);
 /// How long the upstream gets to answer drcache's own probe.
 pub const UPSTREAM_PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -407,7 +409,7 @@ fn converge(
             if action == Action::Recreate {
                 podman.remove(std::slice::from_ref(&spec.container))?;
             }
-            if !hostinfo::port_free(&spec.bind, spec.registry.port) {
+            if !hostinfo::port_free_within(&spec.bind, spec.registry.port, PORT_RELEASE_GRACE) {
                 return Err(describe_failure(
                     spec,
                     facts,

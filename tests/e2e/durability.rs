@@ -108,32 +108,44 @@ fn starts_from_different_environments_share_one_lock() {
         "",
         "",
     );
+    // A desktop terminal, `su`, cron and CI: each sees other variables. As
+    // root, podman ignores XDG_RUNTIME_DIR and HOME, so any value will do;
+    // rootless podman keeps its runtime state in XDG_RUNTIME_DIR and its
+    // store under HOME, so there only the user's own or none is realistic.
     let runtime_a = tempfile::tempdir().unwrap();
     let runtime_b = tempfile::tempdir().unwrap();
+    let own_runtime = std::env::var_os("XDG_RUNTIME_DIR").map(std::path::PathBuf::from);
+    let (first, second) = if is_root() {
+        (
+            Some(runtime_a.path().to_path_buf()),
+            Some(runtime_b.path().to_path_buf()),
+        )
+    } else {
+        (own_runtime.clone(), own_runtime)
+    };
+    let other_home = tempfile::tempdir().unwrap();
     for round in 0..4 {
-        // A desktop terminal, `su`, cron and CI: each sees other variables.
-        let children: Vec<_> = [
-            Some(runtime_a.path()),
-            None,
-            Some(runtime_b.path()),
-            None,
-            Some(runtime_a.path()),
-        ]
-        .into_iter()
-        .map(|runtime| {
-            let mut cmd = drcache(Some(&cfg));
-            cmd.arg("start")
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped());
-            match runtime {
-                Some(dir) => cmd.env("XDG_RUNTIME_DIR", dir),
-                None => cmd
-                    .env_remove("XDG_RUNTIME_DIR")
-                    .env_remove("XDG_STATE_HOME"),
-            };
-            cmd.spawn().unwrap()
-        })
-        .collect();
+        let children: Vec<_> = [first.clone(), None, second.clone(), None, first.clone()]
+            .into_iter()
+            .enumerate()
+            .map(|(n, runtime)| {
+                let mut cmd = drcache(Some(&cfg));
+                cmd.arg("start")
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped());
+                match runtime {
+                    Some(dir) => cmd.env("XDG_RUNTIME_DIR", dir),
+                    None => cmd
+                        .env_remove("XDG_RUNTIME_DIR")
+                        .env_remove("XDG_STATE_HOME"),
+                };
+                // `sudo -E` or `su` without `-`: another user's HOME.
+                if n == 1 && is_root() {
+                    cmd.env("HOME", other_home.path());
+                }
+                cmd.spawn().unwrap()
+            })
+            .collect();
         for child in children {
             Run::from(child.wait_with_output().unwrap()).expect(0);
         }
@@ -251,6 +263,9 @@ fn an_upstream_that_drops_packets_gets_offline_mode_in_15_s() {
     let Some(env) = real_env("an_upstream_that_drops_packets") else {
         return;
     };
+    if !root_available("an_upstream_that_drops_packets", "an iptables DROP rule") {
+        return;
+    }
     let prefix = "drt-dur-drop";
     let _cleanup = Cleanup::new(prefix);
     let (_upstream, cfg, _dir) =

@@ -140,10 +140,13 @@ pub fn write_config(
 
 /// Run podman and return its stdout; panics with its stderr on failure.
 /// `podman` for the tests' own calls, without podman 5's cgroups-v1
-/// deprecation warning on stderr (drcache silences it the same way).
+/// deprecation warning on stderr (drcache silences it the same way), and
+/// with a deadline: podman 4.3 can deadlock under parallel removals, and a
+/// hung helper call must fail its test, not hang the run.
 pub fn podman_cmd() -> Command {
-    let mut cmd = Command::new("podman");
-    cmd.env("PODMAN_IGNORE_CGROUPSV1_WARNING", "1");
+    let mut cmd = Command::new("timeout");
+    cmd.args(["--kill-after=5", "120", "podman"])
+        .env("PODMAN_IGNORE_CGROUPSV1_WARNING", "1");
     cmd
 }
 
@@ -244,7 +247,9 @@ impl Cleanup {
             .filter(|v| v.starts_with(&self.prefix))
             .collect();
         if !ours.is_empty() {
-            let mut args = vec!["volume", "rm", "-f"];
+            // Not `-f`: that removes the containers using a volume too, and
+            // podman 4.3 can deadlock it against a container's own cleanup.
+            let mut args = vec!["volume", "rm"];
             args.extend(&ours);
             let _ = podman_cmd().args(&args).output();
         }
@@ -506,6 +511,21 @@ pub fn read_container_file(container: &str, path: &str) -> String {
 pub fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions and cannot fail.
     unsafe { libc::geteuid() == 0 }
+}
+
+/// Whether this test runs as root, which `what` needs; in the rootless tier
+/// that part is opted out (listed, not counted), elsewhere it fails.
+pub fn root_available(test: &str, what: &str) -> bool {
+    if is_root() {
+        return true;
+    }
+    let reason = format!("needs root ({what})");
+    if std::env::var_os(ROOTLESS_TIER).is_some() {
+        opted_out(test, &reason);
+    } else {
+        missing(test, &reason);
+    }
+    false
 }
 
 /// Whether containerd can run here; when it cannot, the test fails, or under
