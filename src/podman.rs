@@ -440,6 +440,76 @@ impl<'r> Podman<'r> {
         ]))?;
         Ok(format!("{}{}", out.stdout, out.stderr))
     }
+
+    /// When a container was created, in Unix seconds.
+    pub fn container_created(&self, name: &str) -> Result<i64> {
+        let out = self.run(self.query().args([
+            "container",
+            "inspect",
+            "--format",
+            "{{.Created.Unix}}",
+            name,
+        ]))?;
+        out.stdout.trim().parse().with_context(|| {
+            format!("`podman container inspect` printed no creation time for {name}")
+        })
+    }
+
+    /// The image's default command (`Config.Cmd`), e.g. the registry
+    /// config file the official registry images serve.
+    pub fn image_command(&self, image: &str) -> Result<Vec<String>> {
+        #[derive(Deserialize, Default)]
+        #[serde(rename_all = "PascalCase", default)]
+        struct ImageConfig {
+            #[serde(deserialize_with = "null_as_default")]
+            cmd: Vec<String>,
+        }
+        #[derive(Deserialize)]
+        #[serde(rename_all = "PascalCase")]
+        struct Inspected {
+            #[serde(default)]
+            config: ImageConfig,
+        }
+        let out = self.run(
+            self.query()
+                .args(["image", "inspect", "--format", "json", image]),
+        )?;
+        let list: Vec<Inspected> = parse_list(&out.stdout)
+            .context("cannot parse the output of `podman image inspect --format json`")?;
+        Ok(list
+            .into_iter()
+            .next()
+            .map(|i| i.config.cmd)
+            .unwrap_or_default())
+    }
+
+    /// `podman run --rm` of a registry image's binary over a volume, e.g.
+    /// `registry garbage-collect CONFIG`; returns what it printed. It may
+    /// take long on a big volume, like a pull.
+    pub fn run_registry_once(
+        &self,
+        image: &str,
+        volume_mount: &str,
+        env: &[(String, String)],
+        args: &[String],
+    ) -> Result<Output, CommandError> {
+        let mut cmd = self.mutation().args([
+            "run",
+            "--rm",
+            "--entrypoint",
+            "/bin/registry",
+            "--volume",
+            volume_mount,
+        ]);
+        for (k, v) in env {
+            cmd = cmd.args(["--env".to_string(), format!("{k}={v}")]);
+        }
+        self.run(
+            cmd.arg(image)
+                .args(args.iter().cloned())
+                .deadline_at_least(PULL_TIMEOUT),
+        )
+    }
 }
 
 #[cfg(test)]
