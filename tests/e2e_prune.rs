@@ -1,0 +1,390 @@
+//! End to end on real podman with Debian's registry: `prune` removes what
+//! is not kept from a cache through the registry's own API and
+//! garbage-collect, frees the disk, and brings the cache back in its mode;
+//! images a cluster node uses (a fake minikube serving `crictl images -o
+//! json`) are kept, and a node that cannot be read stops the prune.
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+use serde_json::Value;
+
+/// A FROM-scratch image with `size` random bytes, pushed to the upstream as `name`.
+fn push_random_image(upstream: &Upstream, local: &str, name: &str, size: usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut data = vec![0u8; size];
+    let mut f = std::fs::File::open("/dev/urandom").unwrap();
+    std::io::Read::read_exact(&mut f, &mut data).unwrap();
+    std::fs::write(dir.path().join("blob.bin"), data).unwrap();
+    std::fs::write(
+        dir.path().join("Containerfile"),
+        "FROM scratch\nCOPY blob.bin /blob.bin\n",
+    )
+    .unwrap();
+    podman(&[
+        "build",
+        "-q",
+        "--layers=false",
+        "-t",
+        local,
+        dir.path().to_str().unwrap(),
+    ]);
+    podman(&[
+        "push",
+        "-q",
+        "--tls-verify=false",
+        local,
+        &format!("docker://127.0.0.1:{}/{name}", upstream.port),
+    ]);
+    podman(&["rmi", local]);
+}
+
+fn json(run: &Run) -> Value {
+    serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}: {}", run.stdout))
+}
+
+fn status(cfg: &Path) -> Value {
+    let out = run(drcache(Some(cfg)).args(["status", "--json"])).expect(0);
+    json(&out)["caches"][0].clone()
+}
+
+fn started_at(name: &str) -> String {
+    podman(&["inspect", "--format", "{{.State.StartedAt}} {{.Id}}", name])
+}
+
+/// The upstream's access-log lines for anything but the base `/v2/`
+/// (which a proxy registry asks at its own start-up, as at every start).
+fn upstream_log_lines(upstream: &Upstream) -> usize {
+    let out = std::process::Command::new("podman")
+        .args(["logs", &upstream.name])
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    text.lines()
+        .filter(|l| {
+            (l.contains("\"GET /v2/") || l.contains("\"HEAD /v2/")) && !l.contains(" /v2/ HTTP")
+        })
+        .count()
+}
+
+fn image_names(cache: &Value, key: &str) -> Vec<String> {
+    let mut names: Vec<String> = cache[key]
+        .as_array()
+        .unwrap_or_else(|| panic!("no {key} in {cache}"))
+        .iter()
+        .map(|i| i["image"].as_str().unwrap().to_string())
+        .collect();
+    names.sort();
+    names
+}
+
+fn assert_manifest_unknown(addr: &str, image: &str) {
+    let err = skopeo_pull(addr, image).expect_err(image);
+    assert!(
+        err.to_lowercase().contains("manifest unknown"),
+        "{image}: {err}"
+    );
+}
+
+const IMAGES: [&str; 3] = ["other/app:1", "test/img:1", "test/img:2"];
+
+/// Upstream with three images, a quay.io cache on `port` that pulled them all.
+fn world(
+    env: &RealEnv,
+    prefix: &str,
+    up_port: u16,
+    port: u16,
+    dir: &Path,
+) -> (Upstream, std::path::PathBuf) {
+    let upstream = Upstream::start(env, &format!("{prefix}-upstream"), up_port);
+    push_random_image(
+        &upstream,
+        &format!("localhost/{prefix}-b:1"),
+        "test/img:2",
+        3 << 20,
+    );
+    push_random_image(
+        &upstream,
+        &format!("localhost/{prefix}-c:1"),
+        "other/app:1",
+        4 << 20,
+    );
+    let cfg = write_config(
+        dir,
+        env,
+        prefix,
+        &upstream.url(),
+        &[("quay.io", port)],
+        "",
+        "",
+    );
+    run(drcache(Some(&cfg)).arg("start")).expect(0);
+    let addr = format!("127.0.0.1:{port}");
+    for image in IMAGES {
+        skopeo_pull(&addr, image).unwrap();
+    }
+    (upstream, cfg)
+}
+
+#[test]
+fn prune_keeps_what_is_named_frees_the_rest_and_restores_the_mode() {
+    let Some(env) = real_env("prune_keeps_what_is_named") else {
+        return;
+    };
+    let prefix = "drtprune-a";
+    let _cleanup = Cleanup::new(prefix);
+    let dir = tempfile::tempdir().unwrap();
+    let (upstream, cfg) = world(&env, prefix, 24100, 24101, dir.path());
+    let addr = "127.0.0.1:24101";
+    let cache = format!("{prefix}-quay-io");
+    let state = dir.path().join("state");
+    let fake = FakeBin::new();
+    let minikube = fake.script("minikube", "echo '{\"invalid\":[],\"valid\":[]}'");
+    let prune = |args: &[&str]| {
+        let mut cmd = drcache(Some(&cfg));
+        cmd.env("DRCACHE_MINIKUBE", &minikube)
+            .env("DRCACHE_STATE_DIR", &state);
+        run(cmd.arg("prune").args(args))
+    };
+
+    // No criterion: nothing happens, exit 2, with how to choose.
+    let out = prune(&[]).expect(2);
+    assert!(
+        out.stderr.contains("--keep") && out.stderr.contains("--unused-for"),
+        "{}",
+        out.stderr
+    );
+
+    let before = status(&cfg)["disk_bytes"].as_u64().unwrap();
+    let container_before = started_at(&cache);
+    let requests_before = upstream_log_lines(&upstream);
+
+    // --dry-run: the plan, and nothing changes (the cache keeps running).
+    let out = prune(&["--keep", "quay.io/test/img:1", "--dry-run", "--json"]).expect(0);
+    let report = json(&out);
+    let c = &report["caches"][0];
+    assert_eq!(image_names(c, "removed"), ["other/app:1", "test/img:2"]);
+    assert_eq!(image_names(c, "kept"), ["test/img:1"]);
+    let estimate = c["bytes_freed_estimate"].as_u64().unwrap();
+    assert!(estimate >= 7 << 20, "estimate {estimate}");
+    assert!(c["downtime_seconds"].is_null());
+    assert_eq!(
+        started_at(&cache),
+        container_before,
+        "dry run touched the cache"
+    );
+    assert_eq!(status(&cfg)["disk_bytes"].as_u64().unwrap(), before);
+    assert!(!podman_ok(&[
+        "container",
+        "exists",
+        &format!("{cache}-prune")
+    ]));
+
+    // The prune itself.
+    let out = prune(&["--keep", "quay.io/test/img:1", "--json"]).expect(0);
+    let report = json(&out);
+    let c = &report["caches"][0];
+    assert_eq!(image_names(c, "removed"), ["other/app:1", "test/img:2"]);
+    assert_eq!(c["restored"]["mode"], "proxy");
+    assert_eq!(c["restored"]["ready"], true);
+    let downtime = c["downtime_seconds"].as_f64().unwrap();
+    assert!(downtime > 0.0 && downtime < 60.0, "{downtime}");
+    let (b, a) = (
+        c["bytes_before"].as_u64().unwrap(),
+        c["bytes_after"].as_u64().unwrap(),
+    );
+    assert_eq!(b, before);
+    assert!(b - a >= 7 << 20, "freed only {} of 7 MiB of layers", b - a);
+    assert!(a >= 2 << 20, "the kept 2 MiB layer is gone: {a}");
+    eprintln!("measured: bytes before {b}, after {a}, downtime {downtime} s");
+    assert_eq!(
+        upstream_log_lines(&upstream),
+        requests_before,
+        "prune asked the upstream"
+    );
+    assert!(!podman_ok(&[
+        "container",
+        "exists",
+        &format!("{cache}-prune")
+    ]));
+
+    // Back as `start` makes it: nothing to change, proxy mode, ready.
+    let out = run(drcache(Some(&cfg)).args(["start", "--json"])).expect(0);
+    assert_eq!(
+        json(&out)["caches"][0]["action"],
+        "unchanged",
+        "{}",
+        out.stdout
+    );
+    let s = status(&cfg);
+    assert_eq!(
+        (s["mode"].as_str(), s["ready"].as_bool()),
+        (Some("proxy"), Some(true))
+    );
+
+    // Upstream down: the kept image pulls, the others are gone.
+    podman(&["stop", &upstream.name]);
+    skopeo_pull(addr, "test/img:1").unwrap();
+    assert_manifest_unknown(addr, "test/img:2");
+    assert_manifest_unknown(addr, "other/app:1");
+    // Upstream up: they come back through the cache.
+    podman(&["start", &upstream.name]);
+    wait_http_200(&format!("http://127.0.0.1:{}/v2/", upstream.port));
+    for image in IMAGES {
+        skopeo_pull(addr, image).unwrap();
+    }
+
+    // An offline cache comes back offline.
+    run(drcache(Some(&cfg)).args(["start", "--offline"])).expect(0);
+    let out = prune(&["--keep", "quay.io/test/img:2", "--json"]).expect(0);
+    let c = &json(&out)["caches"][0];
+    assert_eq!(image_names(c, "removed"), ["other/app:1", "test/img:1"]);
+    assert_eq!(c["mode"], "offline");
+    assert_eq!(c["restored"]["mode"], "offline");
+    let out = run(drcache(Some(&cfg)).args(["start", "--offline", "--json"])).expect(0);
+    assert_eq!(
+        json(&out)["caches"][0]["action"],
+        "unchanged",
+        "{}",
+        out.stdout
+    );
+    skopeo_pull(addr, "test/img:2").unwrap();
+    assert_manifest_unknown(addr, "test/img:1");
+    assert_manifest_unknown(addr, "other/app:1");
+}
+
+/// A fake minikube: one containerd profile with two running nodes; each
+/// node's `crictl images -o json` is the file `<machine>.json` in `dir`,
+/// and a node without one fails like an unreachable VM.
+fn fake_minikube(fake: &FakeBin, dir: &Path) -> std::path::PathBuf {
+    let list = r#"{"invalid":[],"valid":[{"Name":"drtprune-c1","Status":"Skipped","Config":{"Name":"drtprune-c1","Driver":"kvm2","KubernetesConfig":{"ContainerRuntime":"containerd"},"Nodes":[{"Name":"","ControlPlane":true,"Worker":true},{"Name":"m02","ControlPlane":false,"Worker":true}]}}]}"#;
+    let status = r#"[{"Name":"drtprune-c1","Host":"Running","Kubelet":"Running","APIServer":"Running","Kubeconfig":"Configured","Worker":false},{"Name":"drtprune-c1-m02","Host":"Running","Kubelet":"Running","APIServer":"Irrelevant","Kubeconfig":"Irrelevant","Worker":true}]"#;
+    fake.script(
+        "minikube",
+        &format!(
+            r#"case "$1" in
+profile) echo '{list}' ;;
+status) echo '{status}' ;;
+ssh) f='{dir}/'"$5".json
+     [ "$7" = "sudo crictl images -o json" ] || {{ echo "unexpected script: $7" >&2; exit 9; }}
+     if [ -f "$f" ]; then cat "$f"; else echo 'ssh: connect to host 192.168.39.9 port 22: No route to host' >&2; exit 1; fi ;;
+*) exit 9 ;;
+esac"#,
+            dir = dir.display()
+        ),
+    )
+}
+
+/// `crictl images -o json` of a node holding these (tags, digests).
+fn crictl_json(images: &[(&[String], &[String])]) -> String {
+    let list: Vec<Value> = images
+        .iter()
+        .enumerate()
+        .map(|(i, (tags, digests))| {
+            serde_json::json!({"id": format!("sha256:{:064x}", i + 1), "repoTags": tags,
+                "repoDigests": digests, "size": "2097152", "uid": null, "username": "",
+                "spec": null, "pinned": false})
+        })
+        .collect();
+    serde_json::to_string_pretty(&serde_json::json!({ "images": list })).unwrap()
+}
+
+fn digest_of(addr: &str, image: &str) -> String {
+    let out = std::process::Command::new("skopeo")
+        .args(["inspect", "--tls-verify=false", "--format", "{{.Digest}}"])
+        .arg(format!("docker://{addr}/{image}"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[test]
+fn images_in_use_on_cluster_nodes_are_kept_and_an_unreadable_node_stops_prune() {
+    let Some(env) = real_env("images_in_use_on_cluster_nodes") else {
+        return;
+    };
+    let prefix = "drtprune-k";
+    let _cleanup = Cleanup::new(prefix);
+    let dir = tempfile::tempdir().unwrap();
+    let (upstream, cfg) = world(&env, prefix, 24110, 24111, dir.path());
+    let addr = "127.0.0.1:24111";
+    let cache = format!("{prefix}-quay-io");
+    let nodes = tempfile::tempdir().unwrap();
+    let fake = FakeBin::new();
+    let minikube = fake_minikube(&fake, nodes.path());
+    let prune = |args: &[&str]| {
+        let mut cmd = drcache(Some(&cfg));
+        cmd.env("DRCACHE_MINIKUBE", &minikube)
+            .env("DRCACHE_STATE_DIR", fake.path());
+        run(cmd.arg("prune").args(args))
+    };
+    // The first node runs test/img:2 (by tag); the second other/app by digest only.
+    let app_digest = digest_of(addr, "other/app:1");
+    std::fs::write(
+        nodes.path().join("drtprune-c1.json"),
+        crictl_json(&[(
+            &["quay.io/test/img:2".to_string()],
+            &[format!(
+                "quay.io/test/img@{}",
+                digest_of(addr, "test/img:2")
+            )],
+        )]),
+    )
+    .unwrap();
+
+    // The second node cannot be read: nothing is removed, and it is named.
+    let container_before = started_at(&cache);
+    let out = prune(&["--keep", "quay.io/test/img:1"]).expect(1);
+    assert!(
+        out.stderr.contains("drtprune-c1/drtprune-c1-m02")
+            && out.stderr.contains("No route to host"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("nothing was removed"), "{}", out.stderr);
+    assert_eq!(
+        started_at(&cache),
+        container_before,
+        "the cache was touched"
+    );
+    let out = prune(&["--ignore-clusters", "--dry-run", "--json"]).expect(0);
+    let c = &json(&out)["caches"][0];
+    assert_eq!(image_names(c, "kept"), ["test/img:2"]);
+    assert_eq!(image_names(c, "removed"), ["other/app:1", "test/img:1"]);
+
+    // Both nodes answer: what they hold is kept, by tag or by digest.
+    std::fs::write(
+        nodes.path().join("drtprune-c1-m02.json"),
+        crictl_json(&[(&[], &[format!("quay.io/other/app@{app_digest}")])]),
+    )
+    .unwrap();
+    let out = prune(&["--json"]).expect(0);
+    let report = json(&out);
+    let c = &report["caches"][0];
+    assert_eq!(image_names(c, "kept"), ["other/app:1", "test/img:2"]);
+    assert_eq!(image_names(c, "removed"), ["test/img:1"]);
+    let reasons: Vec<&str> = c["kept"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["reason"].as_str().unwrap())
+        .collect();
+    assert!(
+        reasons.contains(&"in use on drtprune-c1/drtprune-c1-m02"),
+        "{reasons:?}"
+    );
+    assert_eq!(report["nodes"].as_array().unwrap().len(), 2);
+
+    podman(&["stop", &upstream.name]);
+    skopeo_pull(addr, "test/img:2").unwrap();
+    skopeo_pull(addr, "other/app:1").unwrap();
+    assert_manifest_unknown(addr, "test/img:1");
+}
