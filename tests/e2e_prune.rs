@@ -200,6 +200,15 @@ fn prune_keeps_what_is_named_frees_the_rest_and_restores_the_mode() {
     assert!(b - a >= 7 << 20, "freed only {} of 7 MiB of layers", b - a);
     assert!(a >= 2 << 20, "the kept 2 MiB layer is gone: {a}");
     eprintln!("measured: bytes before {b}, after {a}, downtime {downtime} s");
+    eprintln!("{}", out.stderr);
+    assert!(
+        out.stderr.contains("removed 2 images, kept 1")
+            && out.stderr.contains("back in proxy mode")
+            && out.stderr.contains("  removed test/img:2")
+            && out.stderr.contains("  kept test/img:1 (named)"),
+        "{}",
+        out.stderr
+    );
     assert_eq!(
         upstream_log_lines(&upstream),
         requests_before,
@@ -387,4 +396,131 @@ fn images_in_use_on_cluster_nodes_are_kept_and_an_unreadable_node_stops_prune() 
     skopeo_pull(addr, "test/img:2").unwrap();
     skopeo_pull(addr, "other/app:1").unwrap();
     assert_manifest_unknown(addr, "test/img:1");
+}
+
+#[test]
+fn a_prune_that_fails_halfway_still_brings_the_cache_back() {
+    let Some(env) = real_env("a_prune_that_fails_halfway") else {
+        return;
+    };
+    let prefix = "drtprune-f";
+    let _cleanup = Cleanup::new(prefix);
+    // The image serves a config file that does not exist by default; the
+    // cache runs anyway because its login comes with a config of its own,
+    // but the temporary registry of prune (the image's default) cannot start.
+    let image = format!("localhost/{prefix}-registry:1");
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(
+        ctx.path().join("Containerfile"),
+        format!("FROM {}\nCMD [\"/nonexistent/config.yml\"]\n", env.image),
+    )
+    .unwrap();
+    podman(&[
+        "build",
+        "-q",
+        "--layers=false",
+        "-t",
+        &image,
+        ctx.path().to_str().unwrap(),
+    ]);
+    let upstream = Upstream::start(&env, &format!("{prefix}-upstream"), 24120);
+    let dir = tempfile::tempdir().unwrap();
+    let broken = RealEnv {
+        image: image.clone(),
+    };
+    let login = "username_env = \"DRTPRUNE_USER\"\npassword_env = \"DRTPRUNE_PASS\"\n";
+    let cfg = write_config(
+        dir.path(),
+        &broken,
+        prefix,
+        &upstream.url(),
+        &[("quay.io", 24121)],
+        "",
+        login,
+    );
+    let state = dir.path().join("state");
+    let fake = FakeBin::new();
+    let minikube = fake.script("minikube", "echo '{\"invalid\":[],\"valid\":[]}'");
+    let drc = |args: &[&str]| {
+        let mut cmd = drcache(Some(&cfg));
+        cmd.env("DRTPRUNE_USER", "u")
+            .env("DRTPRUNE_PASS", "p")
+            .env("DRCACHE_MINIKUBE", &minikube)
+            .env("DRCACHE_STATE_DIR", &state);
+        run(cmd.args(args))
+    };
+    drc(&["start"]).expect(0);
+    skopeo_pull("127.0.0.1:24121", "test/img:1").unwrap();
+    let cache = format!("{prefix}-quay-io");
+    let id_before = podman(&["inspect", "--format", "{{.Id}}", &cache]);
+
+    let out = drc(&["prune", "--keep", "quay.io/other/img:1", "--json"]).expect(1);
+    let c = &json(&out)["caches"][0];
+    let error = c["error"].as_str().unwrap();
+    assert!(
+        error.contains(&format!("{cache}-prune")) && error.contains("exited"),
+        "{error}"
+    );
+    assert_eq!(c["restored"]["ready"], true, "{c}");
+    assert_eq!(c["restored"]["mode"], "proxy");
+    assert!(c["downtime_seconds"].as_f64().unwrap() < 30.0, "{c}");
+    // The same container, started again, as `start` wants it; nothing lost.
+    assert_eq!(
+        podman(&["inspect", "--format", "{{.Id}}", &cache]),
+        id_before
+    );
+    assert!(!podman_ok(&[
+        "container",
+        "exists",
+        &format!("{cache}-prune")
+    ]));
+    let out = drc(&["start", "--json"]).expect(0);
+    assert_eq!(
+        json(&out)["caches"][0]["action"],
+        "unchanged",
+        "{}",
+        out.stdout
+    );
+    podman(&["stop", &upstream.name]);
+    skopeo_pull("127.0.0.1:24121", "test/img:1").unwrap();
+    podman(&["rmi", "-f", &image]);
+}
+
+#[test]
+fn unused_for_keeps_what_was_pulled_lately_and_everything_when_the_log_is_too_young() {
+    let Some(env) = real_env("unused_for_keeps_what_was_pulled_lately") else {
+        return;
+    };
+    let prefix = "drtprune-u";
+    let _cleanup = Cleanup::new(prefix);
+    let dir = tempfile::tempdir().unwrap();
+    let (_upstream, cfg) = world(&env, prefix, 24130, 24131, dir.path());
+    let state = dir.path().join("state");
+    let fake = FakeBin::new();
+    let minikube = fake.script("minikube", "echo '{\"invalid\":[],\"valid\":[]}'");
+    let prune = |args: &[&str]| {
+        let mut cmd = drcache(Some(&cfg));
+        cmd.env("DRCACHE_MINIKUBE", &minikube)
+            .env("DRCACHE_STATE_DIR", &state);
+        run(cmd.arg("prune").args(args))
+    };
+    // The cache's log reaches back less than an hour: every last pull is unknown.
+    let out = prune(&["--unused-for", "1h", "--json"]).expect(0);
+    let c = &json(&out)["caches"][0];
+    assert_eq!(image_names(c, "kept"), IMAGES);
+    assert!(c["removed"].as_array().unwrap().is_empty());
+    assert!(c["kept"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|k| k["reason"] == "last pull unknown"));
+
+    // Older than the window, and one image pulled again within it.
+    std::thread::sleep(std::time::Duration::from_secs(10));
+    skopeo_pull("127.0.0.1:24131", "test/img:2").unwrap();
+    let out = prune(&["--unused-for", "6s", "--json"]).expect(0);
+    let c = &json(&out)["caches"][0];
+    assert_eq!(image_names(c, "kept"), ["test/img:2"]);
+    assert_eq!(c["kept"][0]["reason"], "pulled recently");
+    assert_eq!(image_names(c, "removed"), ["other/app:1", "test/img:1"]);
 }

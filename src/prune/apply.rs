@@ -91,11 +91,32 @@ pub fn start_helper<'p>(
         .and_then(|c| c.host_port(5000))
         .ok_or_else(|| format!("podman shows no published port of {name}"))?;
     helper.addr = format!("127.0.0.1:{port}");
-    let probe = registry_http::wait_ready(&helper.addr, READY_TIMEOUT, &|| true);
+    // A registry that cannot start exits at once: stop waiting then.
+    let last_check = std::cell::Cell::new(Instant::now());
+    let exited = std::cell::Cell::new(false);
+    let probe = registry_http::wait_ready(&helper.addr, READY_TIMEOUT, &|| {
+        if last_check.get().elapsed() < Duration::from_millis(500) {
+            return true;
+        }
+        last_check.set(Instant::now());
+        let running = podman
+            .containers()
+            .map(|list| list.iter().any(|c| c.name() == name && c.is_running()))
+            .unwrap_or(true);
+        exited.set(!running);
+        running
+    });
     if !probe.is_ready() {
+        let log = podman.logs_tail(&name, 5).unwrap_or_default();
+        let state = if exited.get() {
+            "exited"
+        } else {
+            "did not answer"
+        };
         return Err(format!(
-            "the temporary registry {name} did not answer on {}: {probe:?}",
-            helper.addr
+            "the temporary registry {name} over the cache's volume {state} ({probe:?}); \
+             its log ends:\n{}",
+            log.trim_end()
         ));
     }
     Ok(helper)

@@ -5,6 +5,7 @@
 
 pub mod apply;
 pub mod clusters;
+pub mod run;
 
 use std::collections::{BTreeMap, BTreeSet};
 
