@@ -190,6 +190,8 @@ fn prune_keeps_what_is_named_frees_the_rest_and_restores_the_mode() {
     assert_eq!(image_names(c, "removed"), ["other/app:1", "test/img:2"]);
     assert_eq!(c["restored"]["mode"], "proxy");
     assert_eq!(c["restored"]["ready"], true);
+    let gc = c["gc"].as_str().unwrap();
+    assert!(gc.contains("eligible for deletion"), "{gc}");
     let downtime = c["downtime_seconds"].as_f64().unwrap();
     assert!(downtime > 0.0 && downtime < 60.0, "{downtime}");
     let (b, a) = (

@@ -58,6 +58,15 @@ pub fn run(ctx: &Context, args: &PruneArgs) -> Result<()> {
         )
         .into());
     }
+    for r in named
+        .iter()
+        .filter(|r| ctx.config.registry(&r.registry).is_none())
+    {
+        ctx.ui.warn(&format!(
+            "{r} keeps nothing: there is no cache of {}",
+            r.registry
+        ));
+    }
     let mut keep_refs: Vec<(ImageRef, Reason)> =
         named.into_iter().map(|r| (r, Reason::Named)).collect();
     for n in &readable {

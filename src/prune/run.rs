@@ -99,10 +99,6 @@ pub fn all(
             _ => Mode::Proxy,
         };
         row.mode = Some(mode);
-        // As `start` makes it in that mode, login included.
-        let start_spec = ctx
-            .start_specs(std::slice::from_ref(&spec.registry.name), mode)?
-            .remove(0);
         let recent = match window {
             None => Recent::NotAsked,
             Some(w) => apply::recent(podman, &spec.container, w).unwrap_or_else(|e| {
@@ -126,6 +122,10 @@ pub fn all(
                 "pruning {} (down until it is back)...",
                 row.registry
             ));
+            // Brought back as `start` makes it in that mode, login included.
+            let start_spec = ctx
+                .start_specs(std::slice::from_ref(&spec.registry.name), mode)?
+                .remove(0);
             let running = container.is_running();
             interrupt::finish_steps(|| apply::prune_cache(podman, &start_spec, running, &keep))
         };
