@@ -111,6 +111,29 @@ fn parse_list<T: for<'de> Deserialize<'de>>(json: &str) -> Result<Vec<T>> {
     Ok(serde_json::from_str::<Option<Vec<T>>>(json)?.unwrap_or_default())
 }
 
+/// `Config.Cmd` of the first image in `podman image inspect --format json`.
+pub fn parse_image_command(json: &str) -> Result<Vec<String>> {
+    #[derive(Deserialize, Default)]
+    #[serde(rename_all = "PascalCase", default)]
+    struct ImageConfig {
+        #[serde(deserialize_with = "null_as_default")]
+        cmd: Vec<String>,
+    }
+    #[derive(Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct Inspected {
+        #[serde(default, deserialize_with = "null_as_default")]
+        config: ImageConfig,
+    }
+    let list: Vec<Inspected> = parse_list(json)
+        .context("cannot parse the output of `podman image inspect --format json`")?;
+    Ok(list
+        .into_iter()
+        .next()
+        .map(|i| i.config.cmd)
+        .unwrap_or_default())
+}
+
 /// Everything `podman run` needs to create a cache container.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunSpec {
@@ -458,29 +481,11 @@ impl<'r> Podman<'r> {
     /// The image's default command (`Config.Cmd`), e.g. the registry
     /// config file the official registry images serve.
     pub fn image_command(&self, image: &str) -> Result<Vec<String>> {
-        #[derive(Deserialize, Default)]
-        #[serde(rename_all = "PascalCase", default)]
-        struct ImageConfig {
-            #[serde(deserialize_with = "null_as_default")]
-            cmd: Vec<String>,
-        }
-        #[derive(Deserialize)]
-        #[serde(rename_all = "PascalCase")]
-        struct Inspected {
-            #[serde(default)]
-            config: ImageConfig,
-        }
         let out = self.run(
             self.query()
                 .args(["image", "inspect", "--format", "json", image]),
         )?;
-        let list: Vec<Inspected> = parse_list(&out.stdout)
-            .context("cannot parse the output of `podman image inspect --format json`")?;
-        Ok(list
-            .into_iter()
-            .next()
-            .map(|i| i.config.cmd)
-            .unwrap_or_default())
+        parse_image_command(&out.stdout)
     }
 
     /// `podman run --rm` of a registry image's binary over a volume, e.g.
@@ -604,6 +609,17 @@ mod tests {
             "run --detach --name c --restart=on-failure:5 --publish 5051:5000 \
              --volume c:/var/lib/registry --label l=v --env A=b --secret s,type=mount,target=t.yml img:1 /run/secrets/t.yml"
         );
+    }
+
+    #[test]
+    fn parses_the_command_of_an_image() {
+        let cmd = parse_image_command(&fixture("podman-image-inspect-registry.json")).unwrap();
+        assert_eq!(cmd, ["/etc/docker/registry/config.yml"]);
+        assert!(parse_image_command(r#"[{"Config":null}]"#)
+            .unwrap()
+            .is_empty());
+        assert!(parse_image_command("[]").unwrap().is_empty());
+        assert!(parse_image_command("{").is_err());
     }
 
     #[test]
