@@ -531,3 +531,143 @@ fn unused_for_keeps_what_was_pulled_lately_and_everything_when_the_log_is_too_yo
     assert_eq!(c["kept"][0]["reason"], "pulled recently");
     assert_eq!(image_names(c, "removed"), ["other/app:1", "test/img:1"]);
 }
+
+/// Push an index of two platforms (amd64 1 MB, arm64 1.5 MB of random bytes) as `name`.
+fn push_index(upstream: &Upstream, prefix: &str, name: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let list = format!("localhost/{prefix}-list");
+    let mut locals = Vec::new();
+    for (arch, size) in [("amd64", 1_000_000), ("arm64", 1_500_000)] {
+        let mut data = vec![0u8; size];
+        let mut f = std::fs::File::open("/dev/urandom").unwrap();
+        std::io::Read::read_exact(&mut f, &mut data).unwrap();
+        std::fs::write(dir.path().join(format!("{arch}.bin")), data).unwrap();
+        let file = dir.path().join(format!("Containerfile.{arch}"));
+        std::fs::write(&file, format!("FROM scratch\nCOPY {arch}.bin /blob\n")).unwrap();
+        let local = format!("localhost/{prefix}-{arch}");
+        podman(&[
+            "build",
+            "-q",
+            "--layers=false",
+            "--arch",
+            arch,
+            "-t",
+            &local,
+            "-f",
+            file.to_str().unwrap(),
+            dir.path().to_str().unwrap(),
+        ]);
+        locals.push(local);
+    }
+    let _ = std::process::Command::new("podman")
+        .args(["manifest", "rm", &list])
+        .output();
+    podman(&["manifest", "create", &list]);
+    for local in &locals {
+        podman(&[
+            "manifest",
+            "add",
+            &list,
+            &format!("containers-storage:{local}"),
+        ]);
+    }
+    podman(&[
+        "manifest",
+        "push",
+        "--all",
+        "--tls-verify=false",
+        &list,
+        &format!("docker://127.0.0.1:{}/{name}", upstream.port),
+    ]);
+    podman(&["manifest", "rm", &list]);
+    for local in &locals {
+        podman(&["rmi", local]);
+    }
+}
+
+/// Pull the linux/amd64 image of `image` through the cache at `addr`.
+fn pull_amd64(addr: &str, image: &str) -> Result<(), String> {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new("skopeo")
+        .args([
+            "--override-os",
+            "linux",
+            "--override-arch",
+            "amd64",
+            "copy",
+            "-q",
+        ])
+        .args([
+            "--src-tls-verify=false",
+            &format!("docker://{addr}/{image}"),
+        ])
+        .arg(format!("dir:{}", dir.path().display()))
+        .output()
+        .unwrap();
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+#[test]
+fn a_kept_multi_platform_image_keeps_its_platform_and_a_pruned_one_goes_whole() {
+    let Some(env) = real_env("a_kept_multi_platform_image") else {
+        return;
+    };
+    let prefix = "drtprune-m";
+    let _cleanup = Cleanup::new(prefix);
+    let upstream = Upstream::start(&env, &format!("{prefix}-upstream"), 24140);
+    push_index(&upstream, prefix, "multi/app:1");
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(
+        dir.path(),
+        &env,
+        prefix,
+        &upstream.url(),
+        &[("quay.io", 24141)],
+        "",
+        "",
+    );
+    let state = dir.path().join("state");
+    let fake = FakeBin::new();
+    let minikube = fake.script("minikube", "echo '{\"invalid\":[],\"valid\":[]}'");
+    let drc = |args: &[&str]| {
+        let mut cmd = drcache(Some(&cfg));
+        cmd.env("DRCACHE_MINIKUBE", &minikube)
+            .env("DRCACHE_STATE_DIR", &state);
+        run(cmd.args(args))
+    };
+    drc(&["start"]).expect(0);
+    let addr = "127.0.0.1:24141";
+    pull_amd64(addr, "multi/app:1").unwrap();
+    skopeo_pull(addr, "test/img:1").unwrap();
+
+    // Kept: the index and the platform the cache holds stay, offline too.
+    let out = drc(&["prune", "--keep", "quay.io/multi/app:1", "--json"]).expect(0);
+    let c = &json(&out)["caches"][0];
+    assert_eq!(image_names(c, "removed"), ["test/img:1"]);
+    assert_eq!(image_names(c, "kept"), ["multi/app:1"]);
+    podman(&["stop", &upstream.name]);
+    pull_amd64(addr, "multi/app:1").unwrap();
+    assert_manifest_unknown(addr, "test/img:1");
+    podman(&["start", &upstream.name]);
+    wait_http_200(&format!("http://127.0.0.1:{}/v2/", upstream.port));
+    skopeo_pull(addr, "test/img:1").unwrap();
+
+    // Pruned: the index, its platform manifest and its 1 MB layer all go.
+    let out = drc(&["prune", "--keep", "quay.io/test/img:1", "--json"]).expect(0);
+    let c = &json(&out)["caches"][0];
+    assert_eq!(image_names(c, "removed"), ["multi/app:1"]);
+    let estimate = c["bytes_freed_estimate"].as_u64().unwrap();
+    assert!((1_000_000..1_100_000).contains(&estimate), "{estimate}");
+    let (b, a) = (
+        c["bytes_before"].as_u64().unwrap(),
+        c["bytes_after"].as_u64().unwrap(),
+    );
+    assert!(b - a >= 1_000_000, "freed {}", b - a);
+    podman(&["stop", &upstream.name]);
+    skopeo_pull(addr, "test/img:1").unwrap();
+    assert_manifest_unknown(addr, "multi/app:1");
+}
