@@ -671,3 +671,64 @@ fn a_kept_multi_platform_image_keeps_its_platform_and_a_pruned_one_goes_whole() 
     skopeo_pull(addr, "test/img:1").unwrap();
     assert_manifest_unknown(addr, "multi/app:1");
 }
+
+#[test]
+fn ctrl_c_during_prune_still_brings_the_cache_back() {
+    use std::io::BufRead;
+    let Some(env) = real_env("ctrl_c_during_prune") else {
+        return;
+    };
+    let prefix = "drtprune-i";
+    let _cleanup = Cleanup::new(prefix);
+    let dir = tempfile::tempdir().unwrap();
+    let (upstream, cfg) = world(&env, prefix, 24150, 24151, dir.path());
+    let state = dir.path().join("state");
+    let fake = FakeBin::new();
+    let minikube = fake.script("minikube", "echo '{\"invalid\":[],\"valid\":[]}'");
+    let cache = format!("{prefix}-quay-io");
+    let mut child = drcache(Some(&cfg))
+        .env("DRCACHE_MINIKUBE", &minikube)
+        .env("DRCACHE_STATE_DIR", &state)
+        .args(["prune", "--keep", "quay.io/test/img:1"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    while !seen.contains("pruning quay.io") {
+        let mut line = String::new();
+        assert!(stderr.read_line(&mut line).unwrap() > 0, "{seen}");
+        seen += &line;
+    }
+    // The cache is being stopped (or the temporary registry started) now.
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
+    let code = child.wait().unwrap().code();
+    assert_eq!(code, Some(130), "{seen}{rest}");
+    assert!(rest.contains("back in proxy mode"), "{seen}{rest}");
+    assert!(rest.contains("interrupted"), "{seen}{rest}");
+    assert_eq!(
+        podman(&["inspect", "--format", "{{.State.Status}}", &cache]).trim(),
+        "running"
+    );
+    assert!(!podman_ok(&[
+        "container",
+        "exists",
+        &format!("{cache}-prune")
+    ]));
+    let out = run(drcache(Some(&cfg)).args(["start", "--json"])).expect(0);
+    assert_eq!(
+        json(&out)["caches"][0]["action"],
+        "unchanged",
+        "{}",
+        out.stdout
+    );
+    podman(&["stop", &upstream.name]);
+    skopeo_pull("127.0.0.1:24151", "test/img:1").unwrap();
+}

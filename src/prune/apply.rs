@@ -12,9 +12,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use super::{manifest_requests, Inventory, Keep, ManifestInfo, Plan, Recent, Repo};
 use crate::cache::CacheSpec;
 use crate::hostinfo::{self, HostOs};
+use crate::interrupt;
 use crate::oci::{self, Manifest};
 use crate::podman::{Podman, RunError, RunSpec};
-use crate::reconcile::{self, Facts, Outcome};
+use crate::reconcile::{self, Action, Facts, Outcome};
 use crate::registry_http::{self, Client};
 
 /// How long the temporary registry and the restored cache get to answer.
@@ -300,12 +301,45 @@ impl Restore<'_> {
         if let Some(done) = &self.outcome {
             return done.clone();
         }
-        let facts = Facts::read(self.podman).unwrap_or_default();
-        let outcome = reconcile::apply(self.podman, self.spec, &facts, None, READY_TIMEOUT, false);
+        let facts = Facts::read(self.podman)
+            .or_else(|_| Facts::read(self.podman))
+            .unwrap_or_default();
+        let outcome = if interrupt::requested() {
+            restart_anyway(self.podman, self.spec)
+        } else {
+            reconcile::apply(self.podman, self.spec, &facts, None, READY_TIMEOUT, false)
+        };
         let done = (outcome, self.stopped_at.elapsed());
         self.outcome = Some(done.clone());
         done
     }
+}
+
+/// After Ctrl-C `reconcile::apply` begins nothing new, but a cache prune
+/// stopped must not stay down: start the same container and wait for it.
+fn restart_anyway(podman: &Podman, spec: &CacheSpec) -> Outcome {
+    let started = Instant::now();
+    let mut outcome = Outcome {
+        registry: spec.registry.name.clone(),
+        port: spec.registry.port,
+        action: Action::Start,
+        mode: spec.mode,
+        offline_reason: None,
+        volume_created: false,
+        adopted: false,
+        probe: None,
+        error: None,
+        elapsed: Duration::ZERO,
+    };
+    match podman.start(std::slice::from_ref(&spec.container)) {
+        Ok(()) => {
+            let addr = spec.probe_addr();
+            outcome.probe = Some(registry_http::wait_ready(&addr, READY_TIMEOUT, &|| true));
+        }
+        Err(e) => outcome.error = Some(e.to_string()),
+    }
+    outcome.elapsed = started.elapsed();
+    outcome
 }
 
 impl Drop for Restore<'_> {
@@ -337,10 +371,16 @@ pub fn prune_cache(podman: &Podman, spec: &CacheSpec, was_running: bool, keep: &
         report.plan = Some(plan);
         let mut deleted = BTreeSet::new();
         for (repo, digest) in &deletes {
+            if interrupt::requested() {
+                return Err(interrupted(deleted.len(), deletes.len()));
+            }
             delete_manifest(&helper.addr, repo, digest)?;
             deleted.insert(digest);
         }
         drop(helper);
+        if interrupt::requested() && !deleted.is_empty() {
+            return Err(interrupted(deleted.len(), deletes.len()));
+        }
         if !deleted.is_empty() {
             report.gc_summary = Some(garbage_collect(podman, spec)?);
         }
@@ -353,6 +393,13 @@ pub fn prune_cache(podman: &Podman, spec: &CacheSpec, was_running: bool, keep: &
         report.restored = Some(outcome);
     }
     report
+}
+
+fn interrupted(done: usize, all: usize) -> String {
+    format!(
+        "interrupted after {done} of {all} manifest deletions; their blobs are freed \
+         by the next prune"
+    )
 }
 
 /// The plan for one cache without changing it: a read-only registry runs

@@ -116,7 +116,7 @@ pub fn all(
             recent,
         };
         row.report = if ctx.dry_run {
-            apply::plan_only(&live, spec, &keep)
+            interrupt::finish_steps(|| apply::plan_only(&live, spec, &keep))
         } else {
             ctx.ui.info(&format!(
                 "pruning {} (down until it is back)...",
