@@ -365,6 +365,9 @@ pub fn prune_cache(podman: &Podman, spec: &CacheSpec, was_running: bool, keep: &
                 .stop(std::slice::from_ref(&spec.container))
                 .map_err(|e| e.to_string())?;
         }
+        if interrupt::requested() {
+            return Err("interrupted before anything was deleted".into());
+        }
         let helper = start_helper(podman, spec, false)?;
         let plan = super::plan(&inventory(&helper.addr)?, keep);
         let deletes = plan.deletes.clone();
