@@ -472,6 +472,17 @@ mod tests {
     }
 
     #[test]
+    fn registry_3_access_log_of_a_real_pull() {
+        let path = format!(
+            "{}/tests/fixtures/registry/registry-3.1.1-access-cold-pull.txt",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let log = std::fs::read_to_string(&path).unwrap();
+        let seen: Vec<_> = manifest_requests(&log).into_iter().collect();
+        assert_eq!(seen, [("test/img".to_string(), "1".to_string())]);
+    }
+
+    #[test]
     fn access_log_lines_give_served_manifest_requests() {
         let log = "\
 10.88.0.1 - - [02/Dec/2026:04:35:23 +0000] \"GET /v2/test/img/manifests/1 HTTP/1.1\" 200 503 \"\" \"skopeo\"
