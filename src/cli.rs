@@ -175,7 +175,8 @@ pub struct PruneArgs {
     #[arg(long, value_name = "FILE")]
     pub keep_file: Option<PathBuf>,
 
-    /// Keep images pulled through the cache within DURATION (e.g. 30d, 12h)
+    /// Keep images pulled through the cache within DURATION (e.g. 30d, 12h), as its
+    /// log shows; an image whose last pull is unknown is kept
     #[arg(long, value_name = "DURATION")]
     pub unused_for: Option<String>,
 

@@ -123,11 +123,19 @@ pub fn all(
                 row.registry
             ));
             // Brought back as `start` makes it in that mode, login included.
-            let start_spec = ctx
-                .start_specs(std::slice::from_ref(&spec.registry.name), mode)?
-                .remove(0);
-            let running = container.is_running();
-            interrupt::finish_steps(|| apply::prune_cache(podman, &start_spec, running, &keep))
+            let name = std::slice::from_ref(&spec.registry.name);
+            match ctx.start_specs(name, mode) {
+                Err(e) => Report {
+                    error: Some(format!("{e:#}; the cache was left as it is")),
+                    ..Report::default()
+                },
+                Ok(start_spec) => {
+                    let running = container.is_running();
+                    interrupt::finish_steps(|| {
+                        apply::prune_cache(podman, &start_spec[0], running, &keep)
+                    })
+                }
+            }
         };
         if !ctx.dry_run {
             row.after = apply::disk_bytes(&facts, &spec.volume);
