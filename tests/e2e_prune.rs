@@ -412,14 +412,21 @@ fn a_prune_that_fails_halfway_still_brings_the_cache_back() {
     };
     let prefix = "drtprune-f";
     let _cleanup = Cleanup::new(prefix);
-    // The image serves a config file that does not exist by default; the
-    // cache runs anyway because its login comes with a config of its own,
-    // but the temporary registry of prune (the image's default) cannot start.
+    // The registry binary lives elsewhere in this image: it serves (its
+    // entrypoint says where), but `garbage-collect`, which prune runs as
+    // /bin/registry, cannot start: the prune fails after its deletions.
     let image = format!("localhost/{prefix}-registry:1");
     let ctx = tempfile::tempdir().unwrap();
     std::fs::write(
         ctx.path().join("Containerfile"),
-        format!("FROM {}\nCMD [\"/nonexistent/config.yml\"]\n", env.image),
+        format!(
+            "FROM {} AS src\nFROM scratch\nCOPY --from=src /etc /etc\nCOPY --from=src /lib /lib\n\
+             COPY --from=src /lib64 /lib64\nCOPY --from=src /var /var\n\
+             COPY --from=src /bin/registry /usr/local/bin/registry\nVOLUME /var/lib/registry\n\
+             ENTRYPOINT [\"/usr/local/bin/registry\", \"serve\"]\n\
+             CMD [\"/etc/docker/registry/config.yml\"]\n",
+            env.image
+        ),
     )
     .unwrap();
     podman(&[
@@ -430,48 +437,40 @@ fn a_prune_that_fails_halfway_still_brings_the_cache_back() {
         &image,
         ctx.path().to_str().unwrap(),
     ]);
-    let upstream = Upstream::start(&env, &format!("{prefix}-upstream"), 24120);
-    let dir = tempfile::tempdir().unwrap();
-    let broken = RealEnv {
+    let moved = RealEnv {
         image: image.clone(),
     };
-    let login = "username_env = \"DRTPRUNE_USER\"\npassword_env = \"DRTPRUNE_PASS\"\n";
-    let cfg = write_config(
-        dir.path(),
-        &broken,
-        prefix,
-        &upstream.url(),
-        &[("quay.io", 24121)],
-        "",
-        login,
-    );
+    let dir = tempfile::tempdir().unwrap();
+    let (upstream, cfg) = world(&moved, prefix, 24120, 24121, dir.path());
+    let addr = "127.0.0.1:24121";
     let state = dir.path().join("state");
     let fake = FakeBin::new();
     let minikube = fake.script("minikube", "echo '{\"invalid\":[],\"valid\":[]}'");
     let drc = |args: &[&str]| {
         let mut cmd = drcache(Some(&cfg));
-        cmd.env("DRTPRUNE_USER", "u")
-            .env("DRTPRUNE_PASS", "p")
-            .env("DRCACHE_MINIKUBE", &minikube)
+        cmd.env("DRCACHE_MINIKUBE", &minikube)
             .env("DRCACHE_STATE_DIR", &state);
         run(cmd.args(args))
     };
-    drc(&["start"]).expect(0);
-    skopeo_pull("127.0.0.1:24121", "test/img:1").unwrap();
     let cache = format!("{prefix}-quay-io");
     let id_before = podman(&["inspect", "--format", "{{.Id}}", &cache]);
 
-    let out = drc(&["prune", "--keep", "quay.io/other/img:1", "--json"]).expect(1);
+    let out = drc(&["prune", "--keep", "quay.io/test/img:1", "--json"]).expect(1);
     let c = &json(&out)["caches"][0];
     let error = c["error"].as_str().unwrap();
     assert!(
-        error.contains(&format!("{cache}-prune")) && error.contains("exited"),
+        error.contains("garbage-collect") && error.contains("/bin/registry"),
         "{error}"
     );
     assert_eq!(c["restored"]["ready"], true, "{c}");
     assert_eq!(c["restored"]["mode"], "proxy");
     assert!(c["downtime_seconds"].as_f64().unwrap() < 30.0, "{c}");
-    // The same container, started again, as `start` wants it; nothing lost.
+    assert!(
+        out.stderr.contains("was to remove 2 images"),
+        "{}",
+        out.stderr
+    );
+    // The same container, started again, as `start` wants it.
     assert_eq!(
         podman(&["inspect", "--format", "{{.Id}}", &cache]),
         id_before
@@ -488,8 +487,12 @@ fn a_prune_that_fails_halfway_still_brings_the_cache_back() {
         "{}",
         out.stdout
     );
+    // Halfway: the manifests were deleted (their blobs stay until a GC runs).
     podman(&["stop", &upstream.name]);
-    skopeo_pull("127.0.0.1:24121", "test/img:1").unwrap();
+    skopeo_pull(addr, "test/img:1").unwrap();
+    assert_manifest_unknown(addr, "test/img:2");
+    podman(&["rm", "-f", &upstream.name]);
+    run(drcache(Some(&cfg)).arg("clean")).expect(0);
     podman(&["rmi", "-f", &image]);
 }
 
@@ -670,6 +673,34 @@ fn a_kept_multi_platform_image_keeps_its_platform_and_a_pruned_one_goes_whole() 
     podman(&["stop", &upstream.name]);
     skopeo_pull(addr, "test/img:1").unwrap();
     assert_manifest_unknown(addr, "multi/app:1");
+
+    // Nothing to remove: the cache is not even stopped.
+    let cache = format!("{prefix}-quay-io");
+    let before = started_at(&cache);
+    let out = drc(&["prune", "--keep", "quay.io/test/img:1", "--json"]).expect(0);
+    let c = &json(&out)["caches"][0];
+    assert!(c["removed"].as_array().unwrap().is_empty() && c["downtime_seconds"].is_null());
+    assert_eq!(started_at(&cache), before);
+
+    // The upstream is down when the proxy cache comes back: offline, as
+    // `start` would bring it up, saying why.
+    let out = drc(&["prune", "--keep", "quay.io/other/thing:1", "--json"]).expect(0);
+    let c = &json(&out)["caches"][0];
+    assert_eq!(image_names(c, "removed"), ["test/img:1"]);
+    assert_eq!(c["restored"]["mode"], "offline", "{c}");
+    assert!(c["restored"]["offline_reason"].is_string(), "{c}");
+    assert!(
+        out.stderr.contains("upstream unreachable"),
+        "{}",
+        out.stderr
+    );
+    let out = drc(&["start", "--offline", "--json"]).expect(0);
+    assert_eq!(
+        json(&out)["caches"][0]["action"],
+        "unchanged",
+        "{}",
+        out.stdout
+    );
 }
 
 #[test]

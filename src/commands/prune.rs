@@ -127,6 +127,8 @@ fn describe(ctx: &Context, r: &Row) {
         line += &if ctx.dry_run {
             let free = human_bytes(plan.bytes_freed);
             format!(" would remove {removed} images, keep {kept}, free about {free}")
+        } else if r.report.error.is_some() {
+            format!(" was to remove {removed} images, keep {kept}")
         } else {
             format!(" removed {removed} images, kept {kept}")
         };
@@ -142,6 +144,10 @@ fn describe(ctx: &Context, r: &Row) {
         if !o.ready() {
             line += &ui.paint(Tone::Bad, " but not ready");
         }
+        if let Some(why) = &o.offline_reason {
+            let upstream = ui.paint(Tone::Warn, "upstream unreachable");
+            line += &format!(" ({upstream}: {why})");
+        }
     }
     if let Some(e) = &r.report.error {
         line += &format!("\n  {} {e}", ui.paint(Tone::Bad, "failed:"));
@@ -151,10 +157,10 @@ fn describe(ctx: &Context, r: &Row) {
     }
     ui.info(&line);
     if let Some(plan) = &r.report.plan {
-        let verb = if ctx.dry_run {
-            "would remove"
-        } else {
-            "removed"
+        let verb = match (ctx.dry_run, &r.report.error) {
+            (true, _) => "would remove",
+            (false, Some(_)) => "to remove",
+            (false, None) => "removed",
         };
         for i in &plan.removed {
             ui.info(&format!("  {verb} {}", i.name()));

@@ -352,6 +352,13 @@ impl Drop for Restore<'_> {
 /// makes it in the mode it was in; a cache that was running is brought
 /// back, one that was stopped is left stopped.
 pub fn prune_cache(podman: &Podman, spec: &CacheSpec, was_running: bool, keep: &Keep) -> Report {
+    // Planned first beside the running cache: with nothing to delete, the
+    // cache is not stopped at all. Otherwise the plan is made again once it
+    // is stopped, from what the volume holds then.
+    let preview = plan_only(podman, spec, keep);
+    if preview.plan.as_ref().is_none_or(|p| p.deletes.is_empty()) {
+        return preview;
+    }
     let mut report = Report::default();
     let mut restore = was_running.then(|| Restore {
         podman,

@@ -173,6 +173,7 @@ pub fn row_json(r: &Row) -> serde_json::Value {
             "action": o.action.past_tense(),
             "mode": o.mode.as_str(),
             "ready": o.ready(),
+            "offline_reason": o.offline_reason,
             "error": o.error,
         })),
         "skipped": r.skipped,
