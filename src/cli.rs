@@ -105,6 +105,8 @@ pub enum Command {
     Stats(SelectArgs),
     /// Fetch images through their caches ahead of need (e.g. before going offline)
     Warm(WarmArgs),
+    /// Remove cached images no cluster uses and none you keep, and free their disk
+    Prune(PruneArgs),
     /// Check podman, the caches and their ports; say what to fix (exit 3 when a check fails)
     Doctor(SelectArgs),
     /// Show the log of a cache (podman logs of its container)
@@ -152,6 +154,35 @@ pub struct WarmArgs {
     #[arg(short, long, default_value_t = 4, value_name = "N",
           value_parser = clap::value_parser!(u16).range(1..=64))]
     pub jobs: u16,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "At least one way to keep images is needed: --keep, --keep-file, \
+    --unused-for, or running minikube nodes (their images are kept). IMAGE takes the forms \
+    of `warm`. Each cache is down while it is pruned; it comes back in the mode it was in."
+)]
+pub struct PruneArgs {
+    /// Registries to prune (default: all configured)
+    #[arg(value_name = "REGISTRY")]
+    pub registries: Vec<String>,
+
+    /// Keep this image (repeat for several)
+    #[arg(short, long, value_name = "IMAGE")]
+    pub keep: Vec<String>,
+
+    /// Keep the images listed in FILE (`-` for stdin), as `warm --file` reads them
+    #[arg(long, value_name = "FILE")]
+    pub keep_file: Option<PathBuf>,
+
+    /// Keep images pulled through the cache within DURATION (e.g. 30d, 12h), as its
+    /// log shows; an image whose last pull is unknown is kept
+    #[arg(long, value_name = "DURATION")]
+    pub unused_for: Option<String>,
+
+    /// Go on when a cluster node cannot be read (its images are then not known)
+    #[arg(long)]
+    pub ignore_clusters: bool,
 }
 
 #[derive(Debug, Args)]

@@ -28,6 +28,7 @@ mod netaddr;
 mod oci;
 mod parallel;
 mod podman;
+mod prune;
 mod reconcile;
 mod registry_http;
 mod serde_util;
@@ -65,6 +66,7 @@ fn run(cli: &Cli) -> anyhow::Result<ExitStatus> {
         Command::SetupHost(args) => commands::setup_host::run(&ctx, args),
         Command::Stats(args) => commands::stats::run(&ctx, args),
         Command::Warm(args) => commands::warm::run(&ctx, args),
+        Command::Prune(args) => commands::prune::run(&ctx, args),
         Command::Doctor(args) => commands::doctor::run(&ctx, args),
         Command::Logs(args) => commands::logs::run(&ctx, args),
         Command::Completions(_) | Command::Man(_) => unreachable!("handled before the context"),

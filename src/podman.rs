@@ -122,6 +122,29 @@ fn parse_list<T: for<'de> Deserialize<'de>>(json: &str) -> Result<Vec<T>> {
     Ok(serde_json::from_str::<Option<Vec<T>>>(json)?.unwrap_or_default())
 }
 
+/// `Config.Cmd` of the first image in `podman image inspect --format json`.
+pub fn parse_image_command(json: &str) -> Result<Vec<String>> {
+    #[derive(Deserialize, Default)]
+    #[serde(rename_all = "PascalCase", default)]
+    struct ImageConfig {
+        #[serde(deserialize_with = "null_as_default")]
+        cmd: Vec<String>,
+    }
+    #[derive(Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct Inspected {
+        #[serde(default, deserialize_with = "null_as_default")]
+        config: ImageConfig,
+    }
+    let list: Vec<Inspected> = parse_list(json)
+        .context("cannot parse the output of `podman image inspect --format json`")?;
+    Ok(list
+        .into_iter()
+        .next()
+        .map(|i| i.config.cmd)
+        .unwrap_or_default())
+}
+
 /// Everything `podman run` needs to create a cache container.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunSpec {
@@ -457,6 +480,58 @@ impl<'r> Podman<'r> {
         ]))?;
         Ok(format!("{}{}", out.stdout, out.stderr))
     }
+
+    /// When a container was created, in Unix seconds.
+    pub fn container_created(&self, name: &str) -> Result<i64> {
+        let out = self.run(self.query().args([
+            "container",
+            "inspect",
+            "--format",
+            "{{.Created.Unix}}",
+            name,
+        ]))?;
+        out.stdout.trim().parse().with_context(|| {
+            format!("`podman container inspect` printed no creation time for {name}")
+        })
+    }
+
+    /// The image's default command (`Config.Cmd`), e.g. the registry
+    /// config file the official registry images serve.
+    pub fn image_command(&self, image: &str) -> Result<Vec<String>> {
+        let out = self.run(
+            self.query()
+                .args(["image", "inspect", "--format", "json", image]),
+        )?;
+        parse_image_command(&out.stdout)
+    }
+
+    /// `podman run --rm` of a registry image's binary over a volume, e.g.
+    /// `registry garbage-collect CONFIG`; returns what it printed. It may
+    /// take long on a big volume, like a pull.
+    pub fn run_registry_once(
+        &self,
+        image: &str,
+        volume_mount: &str,
+        env: &[(String, String)],
+        args: &[String],
+    ) -> Result<Output, CommandError> {
+        let mut cmd = self.mutation().args([
+            "run",
+            "--rm",
+            "--entrypoint",
+            "/bin/registry",
+            "--volume",
+            volume_mount,
+        ]);
+        for (k, v) in env {
+            cmd = cmd.args(["--env".to_string(), format!("{k}={v}")]);
+        }
+        self.run(
+            cmd.arg(image)
+                .args(args.iter().cloned())
+                .deadline_at_least(PULL_TIMEOUT),
+        )
+    }
 }
 
 #[cfg(test)]
@@ -743,6 +818,17 @@ mod tests {
             "run --detach --name c --restart=on-failure:5 --publish 5051:5000 \
              --volume c:/var/lib/registry --label l=v --env A=b --secret s,type=mount,target=t.yml img:1 /run/secrets/t.yml"
         );
+    }
+
+    #[test]
+    fn parses_the_command_of_an_image() {
+        let cmd = parse_image_command(&fixture("podman-image-inspect-registry.json")).unwrap();
+        assert_eq!(cmd, ["/etc/docker/registry/config.yml"]);
+        assert!(parse_image_command(r#"[{"Config":null}]"#)
+            .unwrap()
+            .is_empty());
+        assert!(parse_image_command("[]").unwrap().is_empty());
+        assert!(parse_image_command("{").is_err());
     }
 
     #[test]

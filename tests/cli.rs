@@ -12,6 +12,8 @@ mod configure_minikube;
 mod observe;
 #[path = "cli/podman_fake.rs"]
 mod podman_fake;
+#[path = "cli/prune.rs"]
+mod prune;
 #[path = "cli/setup_host_linux.rs"]
 mod setup_host_linux;
 #[path = "cli/setup_host_macos.rs"]

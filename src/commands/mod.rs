@@ -6,6 +6,7 @@ pub mod configure;
 pub mod doctor;
 pub mod hosts_toml;
 pub mod logs;
+pub mod prune;
 pub mod setup_host;
 pub mod start;
 pub mod stats;

@@ -227,6 +227,12 @@ impl<'r> Minikube<'r> {
         self.runner
             .run(&cmd.args(["ssh", "-p", profile, "-n", machine, "--", script]))
     }
+
+    /// The images in a node's containerd: `sudo crictl images -o json`
+    /// over `minikube ssh` (a query: it runs under --dry-run too).
+    pub fn crictl_images(&self, profile: &str, machine: &str) -> Result<Output, CommandError> {
+        self.ssh(profile, machine, "sudo crictl images -o json", false)
+    }
 }
 
 #[cfg(test)]
