@@ -651,6 +651,7 @@ mod tests {
             ("[[registry]]\nname = \"Quay.io\"\n", "dup.toml:2: registry name \"Quay.io\" is not a registry host name (like \"quay.io\"; lowercase letters, digits, '-' and '.')"),
             ("[[registry]]\nname = \"quay.io:99999\"\n", "dup.toml:2: registry name \"quay.io:99999\" has an invalid port"),
             ("[[registry]]\nname = \"quay.io\"\nupstream = \"ftp://x\"\n", "dup.toml:3: upstream \"ftp://x\" is not an http:// or https:// URL of a registry"),
+            ("[[registry]]\nname = \"quay.io\"\nupstream = \"http://h:0\"\n", "dup.toml:3: upstream \"http://h:0\" is not an http:// or https:// URL of a registry"),
             ("[[registry]]\nname = \"quay.io\"\n[[registry]]\nname = \"quay.io\"\n", "dup.toml:4: registry \"quay.io\" is listed twice"),
             ("[[registry]]\nname = \"quay.io\"\nport = 0\n", "dup.toml:3: port 0 is outside 1..65535"),
             ("[[registry]]\nname = \"quay.io\"\nport = 6000\n[[registry]]\nname = \"ghcr.io\"\nport = 6000\n", "dup.toml:6: port 6000 is used by both \"quay.io\" and \"ghcr.io\""),

@@ -293,6 +293,19 @@ mod tests {
     }
 
     #[test]
+    fn ours_in_a_missing_dir_is_none_and_an_unreadable_one_an_error() {
+        let tmp = tempfile::tempdir().unwrap();
+        assert_eq!(
+            ours_in(&tmp.path().join("missing")).unwrap(),
+            Vec::<String>::new()
+        );
+        // Not a directory: an error to report, not "nothing of ours".
+        let file = tmp.path().join("file");
+        std::fs::write(&file, "").unwrap();
+        assert!(ours_in(&file).is_err());
+    }
+
+    #[test]
     fn rendered_file_is_valid_toml() {
         let file = hosts_toml(
             &registry("localhost:5000", "http://[::1]:5000", 5056),

@@ -489,11 +489,7 @@ fn clean_volumes_spares_volumes_whose_names_only_start_with_a_cache_volume() {
 #[test]
 fn an_unreachable_upstream_falls_back_to_the_offline_spec() {
     let fake = FakeBin::new();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = unused_port();
     let config = fake.path().join("c.toml");
     std::fs::write(
         &config,
@@ -594,6 +590,13 @@ fn an_unreachable_upstream_falls_back_to_the_offline_spec() {
         ],
         "{calls:#?}"
     );
+    // The log since this start (now, less a second of slack).
+    let since: u64 = calls[5].split(' ').nth(3).unwrap().parse().unwrap();
+    assert!(
+        since + 5 >= unix_now() && since <= unix_now(),
+        "{}",
+        calls[5]
+    );
     let offline_run = &calls[7];
     assert!(
         offline_run.contains("--env REGISTRY_STORAGE_MAINTENANCE_READONLY"),
@@ -644,4 +647,211 @@ fn a_hung_podman_is_killed_at_the_command_timeout() {
     assert!(out.stderr.contains("timed out after 1 s"), "{}", out.stderr);
     let out = run(with_fake(&fake, &podman).args(["--command-timeout", "0", "status"])).expect(2);
     assert!(out.stderr.contains("--command-timeout"), "{}", out.stderr);
+}
+
+/// A config of one quay.io cache under `prefix` on `port`, published on
+/// 127.0.0.1, with an upstream no test reaches.
+fn one_cache(fake: &FakeBin, prefix: &str, port: u16) -> std::path::PathBuf {
+    let config = fake.path().join("one.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "prefix = \"{prefix}\"\nbind = \"127.0.0.1\"\n[[registry]]\nname = \"quay.io\"\n\
+             upstream = \"http://host.containers.internal:16100\"\nport = {port}\n"
+        ),
+    )
+    .unwrap();
+    config
+}
+
+/// The config hash drcache labels a proxy cache of `config` with, as its
+/// dry run prints it.
+fn config_hash(config: &std::path::Path) -> String {
+    let fake = FakeBin::new();
+    let podman = empty_lists(&fake);
+    let out = run(with_fake(&fake, &podman)
+        .arg("--config")
+        .arg(config)
+        .args(["start", "--dry-run"]))
+    .expect(0);
+    let at = out
+        .stderr
+        .find("drcache.config-hash=")
+        .expect("a hash label")
+        + 20;
+    out.stderr[at..]
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+fn unused_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Answer every HTTP request on `listener` with 200 `{}`.
+fn answer_200(listener: std::net::TcpListener) {
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            use std::io::{Read, Write};
+            let _ = stream.read(&mut [0u8; 1024]);
+            let _ = stream
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}");
+        }
+    });
+}
+
+#[test]
+fn a_current_running_cache_that_answers_is_ready_and_left_alone() {
+    let fake = FakeBin::new();
+    let port = unused_port();
+    let config = one_cache(&fake, "drt-ready", port);
+    let mut row = ps_row("running", "drt-ready", "quay.io", port);
+    // The hash first: its dry run checks that the port is free.
+    row["Labels"]["drcache.config-hash"] = config_hash(&config).into();
+    answer_200(std::net::TcpListener::bind(("127.0.0.1", port)).unwrap());
+    let podman = FakeTool::new("podman")
+        .on(&PS, Reply::stdout(ps_json(&[row])))
+        .on(
+            &VOLUME_LS,
+            Reply::stdout(ps_json(&[volume_row(
+                "drt-ready-quay-io",
+                &[
+                    ("drcache.registry", "quay.io"),
+                    ("drcache.prefix", "drt-ready"),
+                ],
+            )])),
+        )
+        .install(&fake);
+    let out = run(with_fake(&fake, &podman)
+        .arg("--config")
+        .arg(&config)
+        .args(["start", "--json"]))
+    .expect(0);
+    let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(report["caches"][0]["action"], "unchanged", "{report}");
+    assert_eq!(report["caches"][0]["ready"], true, "{report}");
+    // Running and current: the container listing alone (its mounted volume
+    // proves the volume is there).
+    assert_eq!(fake.calls(), ["podman ps --all --format json"]);
+}
+
+#[test]
+fn a_cache_whose_port_is_taken_names_the_container_holding_it_and_fails() {
+    let fake = FakeBin::new();
+    let listener = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let config = one_cache(&fake, "drt-taken", port);
+    // The cache itself (of another configuration, so it is recreated)
+    // published the port when it last ran; an exited container of another
+    // port comes first; the running one that publishes the port holds it.
+    let cache = ps_row("exited", "drt-taken", "quay.io", port);
+    let mut old = ps_row("exited", "drt-other", "old.io", port + 1);
+    old["Labels"] = serde_json::json!({});
+    let mut holder = ps_row("running", "drt-other", "holder.io", port);
+    holder["Labels"] = serde_json::json!({});
+    let podman = FakeTool::new("podman")
+        .on(&PS, Reply::stdout(ps_json(&[cache, old, holder])))
+        .on(
+            &VOLUME_LS,
+            Reply::stdout(ps_json(&[volume_row("drt-taken-quay-io", &[])])),
+        )
+        .on(&IMAGE_EXISTS, Reply::ok())
+        .on(
+            &["rm", "--force", "--ignore", "drt-taken-quay-io"],
+            Reply::ok(),
+        )
+        .install(&fake);
+    let out = run(with_fake(&fake, &podman)
+        .arg("--config")
+        .arg(&config)
+        .arg("start"))
+    .expect(1);
+    assert!(
+        out.stderr.contains(&format!(
+            "port {port} for quay.io is already in use by container drt-other-holder-io; \
+             stop it or set another port for quay.io in the config"
+        )),
+        "{}",
+        out.stderr
+    );
+    drop(listener);
+}
+
+/// An unchanged running proxy cache that does not answer, whose log shows
+/// the upstream panic: drcache reads the log since the container's start
+/// (podman's StartedAt, less a second), or since now when podman knows no
+/// start, then falls back to offline mode.
+#[test]
+fn an_unchanged_cache_is_judged_by_its_log_since_its_last_start() {
+    for started_at in [1_796_186_585u64, 0] {
+        let fake = FakeBin::new();
+        let port = unused_port();
+        let config = one_cache(&fake, "drt-loop", port);
+        let mut row = ps_row("running", "drt-loop", "quay.io", port);
+        row["Labels"]["drcache.config-hash"] = config_hash(&config).into();
+        row["StartedAt"] = started_at.into();
+        let since = match started_at {
+            0 => Arg::glob("[1-9]*"),
+            s => Arg::from((s - 1).to_string()),
+        };
+        let podman = FakeTool::new("podman")
+            .on(&PS, Reply::stdout(ps_json(&[row])))
+            .on(
+                &VOLUME_LS,
+                Reply::stdout(ps_json(&[volume_row("drt-loop-quay-io", &[])])),
+            )
+            .on(
+                &[
+                    Arg::from("logs"),
+                    Arg::from("--since"),
+                    since,
+                    Arg::from("drt-loop-quay-io"),
+                ],
+                Reply::stdout(fixture_text(
+                    "registry3/registry-3.1.1-log-upstream-unreachable.txt",
+                )),
+            )
+            // A registry hanging on its upstream may ignore SIGTERM: no grace.
+            .on(
+                &[
+                    "rm",
+                    "--force",
+                    "--ignore",
+                    "--time",
+                    "0",
+                    "drt-loop-quay-io",
+                ],
+                Reply::ok(),
+            )
+            .on_prefix(&run_prefix("drt-loop-quay-io"), Reply::stdout("0123abcd\n"))
+            .install(&fake);
+        let before = unix_now();
+        let out = run(with_fake(&fake, &podman)
+            .arg("--config")
+            .arg(&config)
+            .args(["start", "--json", "--timeout", "2"]))
+        .expect(3);
+        let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+        assert_eq!(report["caches"][0]["mode"], "offline", "{report}");
+        let calls = fake.calls();
+        let logs: Vec<&String> = calls.iter().filter(|c| c.contains(" logs ")).collect();
+        assert_eq!(logs.len(), 1, "{calls:#?}");
+        if started_at == 0 {
+            let n: u64 = logs[0].split(' ').nth(3).unwrap().parse().unwrap();
+            assert!(n + 2 >= before && n <= unix_now(), "{n} vs {before}");
+        }
+    }
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
 }
