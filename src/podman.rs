@@ -822,7 +822,8 @@ mod tests {
 
     #[test]
     fn parses_the_command_of_an_image() {
-        let cmd = parse_image_command(&fixture("podman-image-inspect-registry.json")).unwrap();
+        let cmd =
+            parse_image_command(&fixture("podman/podman-image-inspect-registry.json")).unwrap();
         assert_eq!(cmd, ["/etc/docker/registry/config.yml"]);
         assert!(parse_image_command(r#"[{"Config":null}]"#)
             .unwrap()
