@@ -373,6 +373,15 @@ fn blobs_28(v: &VarCounts, metrics: &Metrics) -> Counts {
 mod tests {
     use super::*;
 
+    #[test]
+    fn counters_that_are_not_whole_positive_numbers_count_zero() {
+        assert_eq!(count(Some(2.098443e+06)), 2_098_443);
+        assert_eq!(count(Some(f64::INFINITY)), 0);
+        assert_eq!(count(Some(f64::NAN)), 0);
+        assert_eq!(count(Some(-3.0)), 0);
+        assert_eq!(count(None), 0);
+    }
+
     fn fixture(name: &str) -> String {
         let path = format!(
             "{}/tests/fixtures/registry/{name}",

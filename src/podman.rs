@@ -554,6 +554,83 @@ mod tests {
         assert_eq!(c.uptime(1060), None);
     }
 
+    /// A podman whose every call appends its argv to `calls` and then runs
+    /// `body` (sh) — for the answers that are decided on podman's stderr.
+    fn scripted(dir: &std::path::Path, body: &str) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let path = dir.join("podman");
+        let log = dir.join("calls");
+        std::fs::write(
+            &path,
+            format!("#!/bin/sh\necho \"$*\" >> '{}'\n{body}\n", log.display()),
+        )
+        .unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        path
+    }
+
+    fn calls(dir: &std::path::Path) -> Vec<String> {
+        std::fs::read_to_string(dir.join("calls"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn answers_podman_gives_on_stderr_are_told_from_failures() {
+        use crate::ui::Ui;
+        let runner = Runner::new(Ui::plain_for_tests(), false);
+        let dir = tempfile::tempdir().unwrap();
+        // "already exists": another run created the volume first; fine.
+        let p = scripted(
+            dir.path(),
+            "echo 'Error: volume with name v already exists' >&2; exit 125",
+        );
+        Podman::new(p, &runner).create_volume("v", &[]).unwrap();
+        let p = scripted(
+            dir.path(),
+            "echo 'Error: no space left on device' >&2; exit 125",
+        );
+        assert!(Podman::new(p.clone(), &runner)
+            .create_volume("v", &[])
+            .is_err());
+        // A secret that is not there yet is fine to replace; another error of
+        // `secret rm` stops the replacement, though `secret create` would work.
+        let secrets = |rm: &str| {
+            scripted(
+                dir.path(),
+                &format!("case \"$1 $2\" in \"secret rm\") echo '{rm}' >&2; exit 125 ;; *) cat >/dev/null ;; esac"),
+            )
+        };
+        let p_missing = secrets("Error: no secret with name or id \"s\": no such secret");
+        Podman::new(p_missing, &runner)
+            .replace_secret("s", "value")
+            .unwrap();
+        let p_denied = secrets("Error: permission denied");
+        assert!(Podman::new(p_denied, &runner)
+            .replace_secret("s", "value")
+            .is_err());
+        let p = scripted(
+            dir.path(),
+            "echo 'Error: no space left on device' >&2; exit 125",
+        );
+        assert!(Podman::new(p, &runner).start(&["c".into()]).is_err());
+        // A listing racing a removal is retried three times, then the error stands.
+        std::fs::remove_file(dir.path().join("calls")).unwrap();
+        let p = scripted(dir.path(), "echo 'Error: no such volume x' >&2; exit 125");
+        assert!(Podman::new(p, &runner).volumes().is_err());
+        assert_eq!(calls(dir.path()).len(), 4, "{:?}", calls(dir.path()));
+    }
+
+    #[test]
+    fn each_sign_of_a_stopped_machine_alone_gets_the_machine_hint() {
+        let machine = Some("start the podman machine: `podman machine start`".to_string());
+        assert_eq!(hint_for("Cannot connect to Podman. Please verify"), machine);
+        assert_eq!(hint_for("Error: podman machine is not running"), machine);
+        assert_eq!(hint_for("Error: something else"), None);
+    }
+
     /// A fixture under tests/fixtures: `podman/...` (podman 4.3.1) or
     /// `podman5/...` (podman 5.4.2).
     fn fixture(name: &str) -> String {
