@@ -125,6 +125,10 @@ pub struct SetupHostArgs {
     #[arg(long)]
     pub undo: bool,
 
+    /// Leave autostart alone (set up, checked or removed otherwise)
+    #[arg(long)]
+    pub no_autostart: bool,
+
     /// firewalld zone of the cluster VMs' network (Linux)
     #[arg(long, default_value = "libvirt", value_name = "ZONE")]
     pub zone: String,
@@ -203,6 +207,11 @@ pub struct StartArgs {
     /// (for planned travel); the next plain `start` returns to proxy mode
     #[arg(long)]
     pub offline: bool,
+
+    /// Wait up to this long for podman to answer before giving up (a podman
+    /// machine still starting after login; the macOS autostart agent uses it)
+    #[arg(long, value_name = "SECONDS")]
+    pub wait_for_podman: Option<u64>,
 }
 
 #[derive(Debug, Args)]
