@@ -132,8 +132,6 @@ impl Mac {
             .env("HOME", self.fake.path().join("home"))
             .env("DRCACHE_STATE_DIR", self.fake.path().join("home"))
             .env("DRCACHE_HOST_OS", "macos")
-            // The firewall alone; autostart has its own tests.
-            .env("DRCACHE_TEST_INIT", "none")
             .env("DRCACHE_TEST_ROOT", self.root())
             .env("DRCACHE_TEST_EUID", "501")
             .env("DRCACHE_PODMAN", &self.podman)
