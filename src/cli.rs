@@ -117,7 +117,7 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct SetupHostArgs {
-    /// Change nothing; exit 0 when the host is set up, 1 when not
+    /// Change nothing; exit 0 when the host is set up, 3 when not
     #[arg(long, conflicts_with = "undo")]
     pub check: bool,
 
