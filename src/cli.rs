@@ -89,14 +89,20 @@ pub enum Command {
     /// from the nodes of running clusters
     Unconfigure(ConfigureArgs),
     /// Let cluster VMs reach the caches through the host's firewall (Linux
-    /// firewalld, macOS application firewall); once per host, idempotent
+    /// firewalld, macOS application firewall) and start the caches at boot;
+    /// once per host, idempotent
     #[command(
-        long_about = "Let cluster VMs reach the caches through the host's firewall, once per host.\n\n\
+        long_about = "Let cluster VMs reach the caches through the host's firewall, and start the \
+                      caches at boot (or login) and every 5 minutes, once per host.\n\n\
                       Linux: adds a firewalld service `registry-cache` opening the cache ports to \
                       the zone of the VMs' network (`libvirt` for kvm2). Nothing is needed when \
                       firewalld is not installed or not running.\n\
                       macOS: allows podman's gvproxy, which carries the VMs' connections to the \
                       caches, through the application firewall. Run it again after upgrading podman.\n\n\
+                      Autostart (unless --no-autostart): a systemd service and timer \
+                      (drcache-PREFIX.service/.timer; user units for rootless podman) or a launchd \
+                      agent (io.drcache.PREFIX) that run `drcache start` with this binary and config \
+                      file. Where neither runs, it says what to run after each boot.\n\n\
                       Changes need root: drcache runs them through sudo when you are not root. \
                       With --dry-run the privileged commands are printed, not run."
     )]

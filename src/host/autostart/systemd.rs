@@ -203,12 +203,8 @@ pub fn run(env: &HostEnv, mode: Mode, target: &Target, os: Os, user: bool) -> Re
     report
         .facts
         .push(("timer", timer_path.display().to_string()));
-    let Some(program) = tools::find_installed(&tools::SYSTEMCTL)? else {
-        bail!(
-            "systemd runs here but systemctl was not found (set {})",
-            tools::SYSTEMCTL.env_var
-        );
-    };
+    // systemd runs here: its systemctl must be found.
+    let program = tools::find(&tools::SYSTEMCTL)?;
     let systemctl = Systemctl { env, program, user };
     let service = render_service(&target.prefix, &target.line, user)?;
     let timer = render_timer(&target.prefix, user);
