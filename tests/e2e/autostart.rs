@@ -10,7 +10,7 @@
 //!
 //! The clean environment also carries this machine's test podman
 //! configuration (CONTAINERS_CONF, CONTAINERS_REGISTRIES_CONF: podman
-//! cannot run containers here without it) and a private DRCACHE_STATE_DIR
+//! cannot run containers here without it), when set, and a private DRCACHE_STATE_DIR
 //! (so the run's record is read from, and left in, the test's own dir).
 
 use std::path::{Path, PathBuf};
@@ -53,14 +53,18 @@ impl Unit {
     /// Run the ExecStart= line as systemd would, with `extra` arguments.
     fn run(&self, extra: &[&str]) -> Run {
         let mut cmd = Command::new("env");
+        // HOME is the user's, as the manager sets it from the password database.
+        let home = std::env::var("HOME").unwrap();
         cmd.arg("-i")
             .arg(format!("PATH={SYSTEMD_PATH}"))
-            .arg("HOME=/root");
+            .arg(format!("HOME={home}"));
         for (k, v) in &self.env {
             cmd.arg(format!("{k}={v}"));
         }
         for var in ["CONTAINERS_CONF", "CONTAINERS_REGISTRIES_CONF"] {
-            cmd.arg(format!("{var}={}", std::env::var(var).unwrap()));
+            if let Ok(value) = std::env::var(var) {
+                cmd.arg(format!("{var}={value}"));
+            }
         }
         cmd.arg(format!("DRCACHE_STATE_DIR={}", self.state_dir.display()));
         cmd.args(&self.words).args(extra);
