@@ -21,7 +21,7 @@ pub fn run(ctx: &Context, args: &StartArgs) -> Result<ExitStatus> {
     if autostart::triggered() && !ctx.dry_run {
         let (code, summary) = match &result {
             Ok((status, summary)) => (status.code(), summary.clone()),
-            Err(e) => (crate::errors::exit::FAILURE, format!("{e:#}")),
+            Err(e) => (crate::errors::exit_status(e).code(), format!("{e:#}")),
         };
         if let Err(e) = autostart::record_run(&ctx.config.prefix, code, &summary) {
             ctx.ui

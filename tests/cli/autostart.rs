@@ -594,6 +594,35 @@ fn a_timer_run_keeps_a_fallback_cache_while_its_upstream_is_silent_in_one_podman
 }
 
 #[test]
+fn a_failed_automatic_run_is_recorded_with_its_status() {
+    let fake = FakeBin::new();
+    let config = fake.path().join("c.toml");
+    std::fs::write(&config, "prefix = \"drtauto\"\n").unwrap();
+    let podman = FakeTool::new("podman")
+        .on(&PS, Reply::fail(125, "Cannot connect to Podman.\n"))
+        .install(&fake);
+    run(with_fake(&fake, &podman)
+        .arg("--config")
+        .arg(&config)
+        .env("DRCACHE_AUTOSTART", "1")
+        .arg("start"))
+    .expect(1);
+    let record: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(fake.path().join("drtauto.autostart.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(record["code"], 1, "{record}");
+    assert!(
+        record["summary"]
+            .as_str()
+            .unwrap()
+            .contains("podman ps --all --format json` failed (exit status 125)"),
+        "{record}"
+    );
+    assert!(record["time"].as_i64().unwrap() > 1_700_000_000, "{record}");
+}
+
+#[test]
 fn wait_for_podman_retries_until_the_machine_answers() {
     let fake = FakeBin::new();
     let port = closed_port();
