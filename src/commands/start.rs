@@ -165,7 +165,7 @@ fn run_summary(outcomes: &[Outcome]) -> String {
     let count = |pred: &dyn Fn(&Outcome) -> bool| outcomes.iter().filter(|o| pred(o)).count();
     let changed = count(&|o| o.action != reconcile::Action::Unchanged);
     let offline = count(&|o| o.mode == Mode::Offline);
-    let mut line = format!("{} caches ready, {changed} changed", outcomes.len());
+    let mut line = format!("{} ready, {changed} changed", outcomes.len());
     if offline > 0 {
         line.push_str(&format!(", {offline} offline"));
     }

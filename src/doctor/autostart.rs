@@ -56,7 +56,7 @@ mod tests {
             last_run: Some(LastRun {
                 time: 100,
                 code: 0,
-                summary: "5 caches ready, 0 changed".into(),
+                summary: "5 ready, 0 changed".into(),
             }),
             unavailable: None,
         }

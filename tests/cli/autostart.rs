@@ -582,7 +582,7 @@ fn a_timer_run_keeps_a_fallback_cache_while_its_upstream_is_silent_in_one_podman
     )
     .unwrap();
     assert_eq!(record["code"], 0, "{record}");
-    assert_eq!(record["summary"], "1 caches ready, 0 changed, 1 offline");
+    assert_eq!(record["summary"], "1 ready, 0 changed, 1 offline");
     // A start by a person is not recorded.
     std::fs::remove_file(fake.path().join("drtauto.autostart.json")).unwrap();
     run(with_fake(&fake, &podman)

@@ -231,7 +231,7 @@ fn a_simulated_reboot_brings_the_caches_back_online_and_offline_and_the_timer_re
         );
     }
     pull_all("test/img:1");
-    assert_eq!(unit.last_run()["summary"], "2 caches ready, 2 changed");
+    assert_eq!(unit.last_run()["summary"], "2 ready, 2 changed");
 
     // On healthy caches a timer run costs what a warm start costs: one
     // podman call, no container changed.
@@ -254,7 +254,7 @@ fn a_simulated_reboot_brings_the_caches_back_online_and_offline_and_the_timer_re
         caches().iter().map(|c| container_id(c)).collect::<Vec<_>>(),
         ids
     );
-    assert_eq!(unit.last_run()["summary"], "2 caches ready, 0 changed");
+    assert_eq!(unit.last_run()["summary"], "2 ready, 0 changed");
 
     // status says autostart is set up and when it last ran.
     let out = as_systemd_root(&["status", "--json"]).expect(0);

@@ -449,13 +449,13 @@ mod tests {
             last_run: Some(LastRun {
                 time: 1000,
                 code: 0,
-                summary: "5 caches ready, 0 changed".into(),
+                summary: "5 ready, 0 changed".into(),
             }),
             unavailable: None,
         };
         assert_eq!(
             s.describe(1120),
-            "set up (systemd, /etc/systemd/system/drcache-p.timer); last automatic run 2m00s ago (ok): 5 caches ready, 0 changed"
+            "set up (systemd, /etc/systemd/system/drcache-p.timer); last automatic run 2m00s ago (ok): 5 ready, 0 changed"
         );
         s.last_run = None;
         assert!(s.describe(0).ends_with("no automatic run recorded yet"));
