@@ -50,8 +50,19 @@ struct Unit {
 }
 
 impl Unit {
-    /// Run the ExecStart= line as systemd would, with `extra` arguments.
-    fn run(&self, extra: &[&str]) -> Run {
+    /// Run the ExecStart= line as systemd would, with `extra` arguments;
+    /// how long it took is printed (shown with `--nocapture`).
+    fn run(&self, what: &str, extra: &[&str]) -> Run {
+        let started = std::time::Instant::now();
+        let out = self.run_quietly(extra);
+        eprintln!(
+            "autostart run, {what}: {:.2} s",
+            started.elapsed().as_secs_f64()
+        );
+        out
+    }
+
+    fn run_quietly(&self, extra: &[&str]) -> Run {
         let mut cmd = Command::new("env");
         // HOME is the user's, as the manager sets it from the password database.
         let home = std::env::var("HOME").unwrap();
@@ -170,7 +181,7 @@ fn a_simulated_reboot_brings_the_caches_back_online_and_offline_and_the_timer_re
     for c in caches() {
         podman(&["stop", &c]);
     }
-    unit.run(&[]).expect(0);
+    unit.run("reboot, online", &[]).expect(0);
     for c in caches() {
         assert_eq!(container_state(&c), "running", "{c}");
     }
@@ -183,7 +194,7 @@ fn a_simulated_reboot_brings_the_caches_back_online_and_offline_and_the_timer_re
         podman(&["stop", &c]);
     }
     podman(&["stop", &upstream.name]);
-    let out = unit.run(&["--json"]).expect(0);
+    let out = unit.run("reboot, upstream down", &["--json"]).expect(0);
     let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(modes(&report), ["offline", "offline"], "{report}");
     pull_all("test/img:1");
@@ -191,7 +202,9 @@ fn a_simulated_reboot_brings_the_caches_back_online_and_offline_and_the_timer_re
 
     // A timer run while the upstream is still down: drcache asks the
     // upstream itself, nothing changes, one podman call.
-    let out = unit.run(&["--json", "-v"]).expect(0);
+    let out = unit
+        .run("timer, upstream still down", &["--json", "-v"])
+        .expect(0);
     let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(modes(&report), ["offline", "offline"], "{report}");
     for cache in report["caches"].as_array().unwrap() {
@@ -215,7 +228,7 @@ fn a_simulated_reboot_brings_the_caches_back_online_and_offline_and_the_timer_re
     // The upstream is back: one timer run returns every cache to proxy mode.
     podman(&["start", &upstream.name]);
     wait_http_200(&format!("http://127.0.0.1:{UPSTREAM_PORT}/v2/"));
-    let out = unit.run(&["--json"]).expect(0);
+    let out = unit.run("timer, upstream back", &["--json"]).expect(0);
     let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(modes(&report), ["proxy", "proxy"], "{report}");
     for c in caches() {
@@ -236,8 +249,13 @@ fn a_simulated_reboot_brings_the_caches_back_online_and_offline_and_the_timer_re
     // On healthy caches a timer run costs what a warm start costs: one
     // podman call, no container changed.
     let ids: Vec<String> = caches().iter().map(|c| container_id(c)).collect();
+    let started = std::time::Instant::now();
     let warm = manual(&["start", "-v"]).expect(0);
-    let timer = unit.run(&["-v"]).expect(0);
+    eprintln!(
+        "warm start by hand: {:.2} s",
+        started.elapsed().as_secs_f64()
+    );
+    let timer = unit.run("timer, healthy caches", &["-v"]).expect(0);
     assert_eq!(
         podman_calls(&warm.stderr),
         ["+ podman ps --all --format json"],
