@@ -31,10 +31,12 @@ flock 9
 # Debian 12 uses iptables, 1.14 on Debian 13 nftables, only a Recommends);
 # iproute2: `ip` in firewalld-ns.sh; dbus: system bus for firewalld;
 # ca-certificates: copied into the registry image; shellcheck: scripts/test
-# checks the scripts; pyflakes3: scripts/test lints scripts/bench.
+# checks the scripts; pyflakes3: scripts/test lints scripts/bench; systemd:
+# `systemd-analyze verify` of the autostart units (the package alone: it does
+# not become PID 1 without systemd-sysv, and nothing here boots with it).
 PACKAGES=(podman runc netavark aardvark-dns iptables nftables docker-registry
           skopeo containerd firewalld dbus ca-certificates iproute2 shellcheck
-          pyflakes3)
+          pyflakes3 systemd)
 
 # One dpkg-query for all (fast when everything is there); only a fully
 # installed package counts, not "config-files" leftovers. It exits 1 when a

@@ -11,6 +11,9 @@ pub const LABEL_REGISTRY: &str = "drcache.registry";
 pub const LABEL_PREFIX: &str = "drcache.prefix";
 pub const LABEL_HASH: &str = "drcache.config-hash";
 pub const LABEL_MODE: &str = "drcache.mode";
+/// Why an offline cache is offline: `requested` (`start --offline`) or
+/// `fallback` (its upstream could not be reached). Not part of the hash.
+pub const LABEL_OFFLINE: &str = "drcache.offline";
 
 /// Ports inside the registry container.
 pub const REGISTRY_PORT: u16 = 5000;
@@ -102,6 +105,24 @@ impl Mode {
     }
 }
 
+/// Why a cache runs offline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OfflineOrigin {
+    /// A person asked for it (`start --offline`).
+    Requested,
+    /// `start` fell back to it because the upstream could not be reached.
+    Fallback,
+}
+
+impl OfflineOrigin {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OfflineOrigin::Requested => "requested",
+            OfflineOrigin::Fallback => "fallback",
+        }
+    }
+}
+
 /// `<prefix>-<registry with '.' and ':' as '-'>`, the container and volume name.
 pub fn resource_name(prefix: &str, registry: &str) -> String {
     format!("{prefix}-{}", registry.replace(['.', ':'], "-"))
@@ -116,6 +137,9 @@ pub struct CacheSpec {
     pub image: String,
     pub bind: String,
     pub mode: Mode,
+    /// Why it is offline, when `mode` is offline (a label, not in the hash:
+    /// the same registry runs either way).
+    pub offline_origin: OfflineOrigin,
     /// Upstream login, resolved only by `start` (the one command that needs it).
     pub credentials: Option<Credentials>,
 }
@@ -131,7 +155,17 @@ impl CacheSpec {
             image: config.image.clone(),
             bind: config.bind.clone(),
             mode,
+            offline_origin: OfflineOrigin::Requested,
             credentials: None,
+        }
+    }
+
+    /// The same cache in offline mode, offline for `origin`.
+    pub fn offline(&self, origin: OfflineOrigin) -> CacheSpec {
+        CacheSpec {
+            mode: Mode::Offline,
+            offline_origin: origin,
+            ..self.clone()
         }
     }
 
@@ -226,6 +260,10 @@ impl CacheSpec {
     pub fn run_spec(&self) -> RunSpec {
         let mut spec = self.run_spec_without_hash();
         spec.labels.push((LABEL_HASH.into(), self.config_hash()));
+        if self.mode == Mode::Offline {
+            spec.labels
+                .push((LABEL_OFFLINE.into(), self.offline_origin.as_str().into()));
+        }
         spec
     }
 
@@ -431,5 +469,21 @@ mod tests {
             .iter()
             .any(|(k, _)| k == "REGISTRY_STORAGE_MAINTENANCE_READONLY"));
         assert!(run.labels.contains(&(LABEL_MODE.into(), "offline".into())));
+        assert!(run
+            .labels
+            .contains(&(LABEL_OFFLINE.into(), "requested".into())));
+        // Why it is offline is a label outside the hash: the same registry runs.
+        let fallback = spec.offline(OfflineOrigin::Fallback);
+        assert_eq!(fallback.config_hash(), spec.config_hash());
+        assert!(fallback
+            .run_spec()
+            .labels
+            .contains(&(LABEL_OFFLINE.into(), "fallback".into())));
+        let proxy = default_specs().remove(0);
+        assert!(!proxy
+            .run_spec()
+            .labels
+            .iter()
+            .any(|(k, _)| k == LABEL_OFFLINE));
     }
 }

@@ -89,14 +89,20 @@ pub enum Command {
     /// from the nodes of running clusters
     Unconfigure(ConfigureArgs),
     /// Let cluster VMs reach the caches through the host's firewall (Linux
-    /// firewalld, macOS application firewall); once per host, idempotent
+    /// firewalld, macOS application firewall) and start the caches at boot;
+    /// once per host, idempotent
     #[command(
-        long_about = "Let cluster VMs reach the caches through the host's firewall, once per host.\n\n\
+        long_about = "Let cluster VMs reach the caches through the host's firewall, and start the \
+                      caches at boot (or login) and every 5 minutes, once per host.\n\n\
                       Linux: adds a firewalld service `registry-cache` opening the cache ports to \
                       the zone of the VMs' network (`libvirt` for kvm2). Nothing is needed when \
                       firewalld is not installed or not running.\n\
                       macOS: allows podman's gvproxy, which carries the VMs' connections to the \
                       caches, through the application firewall. Run it again after upgrading podman.\n\n\
+                      Autostart (unless --no-autostart): a systemd service and timer \
+                      (drcache-PREFIX.service/.timer; user units for rootless podman) or a launchd \
+                      agent (io.drcache.PREFIX) that run `drcache start` with this binary and config \
+                      file. Where neither runs, it says what to run after each boot.\n\n\
                       Changes need root: drcache runs them through sudo when you are not root. \
                       With --dry-run the privileged commands are printed, not run."
     )]
@@ -119,13 +125,17 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct SetupHostArgs {
-    /// Change nothing; exit 0 when the host is set up, 1 when not
+    /// Change nothing; exit 0 when the host is set up, 3 when not
     #[arg(long, conflicts_with = "undo")]
     pub check: bool,
 
     /// Remove what setup-host added
     #[arg(long)]
     pub undo: bool,
+
+    /// Leave autostart alone (set up, checked or removed otherwise)
+    #[arg(long)]
+    pub no_autostart: bool,
 
     /// firewalld zone of the cluster VMs' network (Linux)
     #[arg(long, default_value = "libvirt", value_name = "ZONE")]
@@ -234,6 +244,11 @@ pub struct StartArgs {
     /// (for planned travel); the next plain `start` returns to proxy mode
     #[arg(long)]
     pub offline: bool,
+
+    /// Wait up to this long for podman to answer before giving up (a podman
+    /// machine still starting after login; the macOS autostart agent uses it)
+    #[arg(long, value_name = "SECONDS")]
+    pub wait_for_podman: Option<u64>,
 }
 
 #[derive(Debug, Args)]

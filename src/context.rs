@@ -23,6 +23,8 @@ pub struct Context {
     pub ui: Ui,
     pub runner: Runner,
     pub config: Config,
+    /// The config file in use, absolute; None for the embedded default.
+    pub config_path: Option<PathBuf>,
     pub json: bool,
     pub dry_run: bool,
 }
@@ -38,7 +40,9 @@ impl Context {
             env_path("HOME"),
         );
         let config = config::load(path.as_deref())?;
+        let config_path = path.map(|p| std::fs::canonicalize(&p).unwrap_or(p));
         Ok(Context {
+            config_path,
             runner: Runner::new(ui.clone(), global.dry_run)
                 .with_timeout(Duration::from_secs(global.command_timeout)),
             ui,

@@ -20,6 +20,9 @@ pub mod test_hooks {
     const EUID: &str = "DRCACHE_TEST_EUID";
     /// A directory standing for `/` where macOS tools are looked for.
     const ROOT: &str = "DRCACHE_TEST_ROOT";
+    /// `systemd`, `launchd` or `none`: the service manager autostart finds
+    /// (else systemd when `/run/systemd/system` exists, launchd on macOS).
+    const INIT: &str = "DRCACHE_TEST_INIT";
 
     fn non_empty(name: &str) -> Option<String> {
         std::env::var(name).ok().filter(|v| !v.is_empty())
@@ -35,6 +38,10 @@ pub mod test_hooks {
 
     pub fn root() -> Option<PathBuf> {
         non_empty(ROOT).map(PathBuf::from)
+    }
+
+    pub fn init() -> Option<String> {
+        non_empty(INIT)
     }
 }
 

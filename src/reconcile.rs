@@ -6,13 +6,13 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, Context as _};
 use serde_json::json;
 
-use crate::cache::{CacheSpec, Mode, LABEL_HASH};
+use crate::cache::{CacheSpec, Mode, OfflineOrigin, LABEL_HASH, LABEL_MODE, LABEL_OFFLINE};
 use crate::clock;
 use crate::hostinfo;
 use crate::interrupt;
 use crate::podman::{Container, Podman, RunError, Volume};
 use crate::registry_http::{self, Probe};
-use crate::upstream;
+use crate::upstream::{self, Silence};
 
 /// What podman has, read once: one `ps` and one `volume ls`.
 #[derive(Debug, Clone, Default)]
@@ -35,19 +35,40 @@ impl Facts {
         })
     }
 
-    /// What `start` needs: the container listing alone when every selected
-    /// cache is running and current (one podman call), else the volumes too.
-    pub fn read_for_start(podman: &Podman, specs: &[CacheSpec]) -> anyhow::Result<Facts> {
-        let containers = podman.containers()?;
-        let volumes = if all_unchanged(specs, &containers) {
+    /// What `start` needs, and its plan: the container listing (waiting up
+    /// to `wait_for_podman` for podman to answer), drcache's own question to
+    /// the upstream of each cache that fell back to offline mode, and the
+    /// volume listing only when a cache is not running and current. On
+    /// healthy caches that is one podman call and no probe.
+    pub fn read_for_start(
+        podman: &Podman,
+        specs: &[CacheSpec],
+        trigger: Trigger,
+        wait_for_podman: Duration,
+    ) -> anyhow::Result<(Facts, Vec<Plan>)> {
+        let containers = containers_waiting(podman, wait_for_podman)?;
+        let find = |spec: &CacheSpec| containers.iter().find(|c| c.name() == spec.container);
+        let answers = crate::parallel::map(specs, |spec| {
+            needs_upstream_answer(spec, find(spec))
+                .then(|| upstream::answers(&spec.registry.upstream, UPSTREAM_PROBE_TIMEOUT))
+        });
+        let plans: Vec<Plan> = specs
+            .iter()
+            .zip(&answers)
+            .map(|(spec, answer)| plan_start(spec, find(spec), trigger, answer.as_ref()))
+            .collect();
+        let volumes = if plans.iter().all(|p| p.action == Action::Unchanged) {
             Vec::new()
         } else {
             podman.volumes()?
         };
-        Ok(Facts {
-            containers,
-            volumes,
-        })
+        Ok((
+            Facts {
+                containers,
+                volumes,
+            },
+            plans,
+        ))
     }
 
     pub fn container(&self, name: &str) -> Option<&Container> {
@@ -94,11 +115,128 @@ pub fn plan(spec: &CacheSpec, existing: Option<&Container>) -> Action {
     if c.label(LABEL_HASH) != Some(spec.config_hash().as_str()) {
         return Action::Recreate;
     }
+    // A person's `start --offline` is recorded on the container, so that
+    // the autostart timer leaves it offline.
+    if spec.mode == Mode::Offline
+        && spec.offline_origin == OfflineOrigin::Requested
+        && c.label(LABEL_OFFLINE) != Some(OfflineOrigin::Requested.as_str())
+    {
+        return Action::Recreate;
+    }
     match c.state.as_str() {
         "running" => Action::Unchanged,
         "exited" | "stopped" | "created" | "configured" | "initialized" => Action::Start,
         // paused, dead, removing, unknown: start over from a clean container.
         _ => Action::Recreate,
+    }
+}
+
+/// Who started this run of `start`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    /// A person (or a script): `start --offline` is undone by the next plain `start`.
+    Manual,
+    /// The autostart unit, at boot or login and from its timer: a cache a
+    /// person put offline stays offline.
+    Automatic,
+}
+
+/// What `start` does with one cache: the action, and the cache as it will
+/// run (`target`, whose mode may differ from the one asked for: a cache
+/// whose upstream still does not answer stays offline).
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub action: Action,
+    pub target: CacheSpec,
+    /// Why the cache stays offline although proxy mode was asked for.
+    pub stays_offline: Option<String>,
+}
+
+/// Why the container of `spec` runs offline, when it is an offline cache
+/// of this very configuration (else None: any other container is planned
+/// by its hash). A container without the label (made before drcache
+/// recorded why) counts as a fallback.
+fn offline_origin(spec: &CacheSpec, c: &Container) -> Option<OfflineOrigin> {
+    let offline_hash = spec.offline(OfflineOrigin::Fallback).config_hash();
+    if c.label(LABEL_MODE) != Some(Mode::Offline.as_str())
+        || c.label(LABEL_HASH) != Some(offline_hash.as_str())
+    {
+        return None;
+    }
+    Some(match c.label(LABEL_OFFLINE) {
+        Some("requested") => OfflineOrigin::Requested,
+        _ => OfflineOrigin::Fallback,
+    })
+}
+
+/// Whether `start` must ask the upstream before planning `spec`: proxy
+/// mode is asked for and the cache fell back to offline mode. Only then is
+/// the upstream probed, so a start on healthy caches costs no probe.
+pub fn needs_upstream_answer(spec: &CacheSpec, existing: Option<&Container>) -> bool {
+    spec.mode == Mode::Proxy
+        && existing.and_then(|c| offline_origin(spec, c)) == Some(OfflineOrigin::Fallback)
+}
+
+/// Decide what `start` does with one cache, given who started it and, for
+/// a cache that fell back to offline mode, whether its upstream answers
+/// now (`upstream`, from [`needs_upstream_answer`]'s probe). Pure.
+///
+/// - A fallback offline cache returns to proxy mode only when its upstream
+///   answers; else it stays offline as it is (running: unchanged).
+/// - A cache a person put offline (`start --offline`) returns to proxy
+///   mode at the next plain `start` by a person, as before; an automatic
+///   run leaves it offline.
+/// - Everything else is [`plan`] of the spec as asked.
+pub fn plan_start(
+    spec: &CacheSpec,
+    existing: Option<&Container>,
+    trigger: Trigger,
+    upstream: Option<&Result<(), Silence>>,
+) -> Plan {
+    let as_asked = || Plan {
+        action: plan(spec, existing),
+        target: spec.clone(),
+        stays_offline: None,
+    };
+    let (Mode::Proxy, Some(c)) = (spec.mode, existing) else {
+        return as_asked();
+    };
+    let keep = |origin: OfflineOrigin, why: Option<String>| {
+        let target = spec.offline(origin);
+        Plan {
+            action: plan(&target, Some(c)),
+            target,
+            stays_offline: why,
+        }
+    };
+    match (offline_origin(spec, c), trigger, upstream) {
+        (Some(OfflineOrigin::Requested), Trigger::Automatic, _) => keep(
+            OfflineOrigin::Requested,
+            Some("put offline by `drcache start --offline`; a plain `drcache start` returns it to proxy mode".into()),
+        ),
+        (Some(OfflineOrigin::Fallback), _, Some(Err(silence))) => keep(
+            OfflineOrigin::Fallback,
+            Some(format!(
+                "its upstream {} still does not answer ({silence}); it returns to proxy mode once it does",
+                spec.registry.upstream
+            )),
+        ),
+        _ => as_asked(),
+    }
+}
+
+/// `podman ps`, retried every 2 s for up to `wait` while podman does not
+/// answer (a podman machine still booting after login).
+fn containers_waiting(podman: &Podman, wait: Duration) -> anyhow::Result<Vec<Container>> {
+    let deadline = Instant::now() + wait;
+    loop {
+        match podman.containers() {
+            Ok(containers) => return Ok(containers),
+            Err(_) if Instant::now() < deadline && !interrupt::requested() => {
+                std::thread::sleep(Duration::from_secs(2));
+            }
+            Err(e) => return Err(e),
+        }
     }
 }
 
@@ -112,6 +250,8 @@ pub struct Outcome {
     pub mode: Mode,
     /// Why a proxy cache fell back to offline mode, when it did.
     pub offline_reason: Option<String>,
+    /// Why a cache asked for in proxy mode was left offline, when it was.
+    pub stays_offline: Option<String>,
     /// Whether the volume was created now (false: it existed and was adopted or kept).
     pub volume_created: bool,
     /// Another drcache run created the same container at the same moment,
@@ -142,6 +282,7 @@ impl Outcome {
             "action": o.action.past_tense(),
             "mode": o.mode.as_str(),
             "offline_reason": o.offline_reason,
+            "stays_offline": o.stays_offline,
             "volume_created": o.volume_created,
             "adopted": o.adopted,
             "ready": o.ready(),
@@ -177,14 +318,13 @@ pub fn upstream_failure(log: &str, upstream: &str) -> Option<String> {
 }
 
 /// The images that the planned actions need to create containers from.
-pub fn images_needed<'a>(specs: &'a [CacheSpec], facts: &Facts) -> Vec<&'a str> {
+pub fn images_needed(plans: &[Plan]) -> Vec<&str> {
     let mut images: Vec<&str> = Vec::new();
-    for spec in specs {
-        let action = plan(spec, facts.container(&spec.container));
-        if matches!(action, Action::Create | Action::Recreate)
-            && !images.contains(&spec.image.as_str())
+    for p in plans {
+        if matches!(p.action, Action::Create | Action::Recreate)
+            && !images.contains(&p.target.image.as_str())
         {
-            images.push(&spec.image);
+            images.push(&p.target.image);
         }
     }
     images
@@ -197,12 +337,11 @@ pub fn images_needed<'a>(specs: &'a [CacheSpec], facts: &Facts) -> Vec<&'a str> 
 /// the images that cannot be had, with why.
 pub fn ensure_images(
     podman: &Podman,
-    specs: &[CacheSpec],
-    facts: &Facts,
+    plans: &[Plan],
     on_pull: &dyn Fn(&str) -> bool,
 ) -> Vec<(String, String)> {
     let mut problems = Vec::new();
-    for image in images_needed(specs, facts) {
+    for image in images_needed(plans) {
         if interrupt::requested() {
             problems.push((
                 image.to_string(),
@@ -240,37 +379,29 @@ pub fn ensure_images(
     problems
 }
 
-/// Whether every selected cache is running and current: then nothing needs
-/// a volume listing (a running container with its volume mounted proves
-/// the volume is there).
-fn all_unchanged(specs: &[CacheSpec], containers: &[Container]) -> bool {
-    specs.iter().all(|spec| {
-        let existing = containers.iter().find(|c| c.name() == spec.container);
-        plan(spec, existing) == Action::Unchanged
-    })
-}
-
 /// Bring one cache to its desired state and wait until it answers. A proxy
 /// cache whose upstream cannot be reached falls back to offline mode.
 /// `image_problem` says why the image cannot be had: then no container is
 /// touched, so a working cache keeps running.
 pub fn apply(
     podman: &Podman,
-    spec: &CacheSpec,
+    planned: &Plan,
     facts: &Facts,
     image_problem: Option<&str>,
     timeout: Duration,
     dry_run: bool,
 ) -> Outcome {
     let started = Instant::now();
+    let spec = &planned.target;
     let existing = facts.container(&spec.container);
-    let action = plan(spec, existing);
+    let action = planned.action;
     let mut outcome = Outcome {
         registry: spec.registry.name.clone(),
         port: spec.registry.port,
         action,
         mode: spec.mode,
         offline_reason: None,
+        stays_offline: planned.stays_offline.clone(),
         volume_created: false,
         adopted: false,
         probe: None,
@@ -360,10 +491,7 @@ pub fn fall_back_offline(
     reason: String,
     outcome: &mut Outcome,
 ) {
-    let offline = CacheSpec {
-        mode: Mode::Offline,
-        ..spec.clone()
-    };
+    let offline = spec.offline(OfflineOrigin::Fallback);
     outcome.mode = Mode::Offline;
     outcome.offline_reason = Some(reason);
     // A registry hanging on its upstream may ignore SIGTERM: no grace period.
@@ -526,6 +654,103 @@ mod tests {
             plan(&s, Some(&container("running", Some("0000")))),
             Action::Recreate
         );
+    }
+
+    fn offline_container(state: &str, origin: Option<&str>) -> Container {
+        let offline = spec().offline(OfflineOrigin::Fallback);
+        let mut c = container(state, Some(&offline.config_hash()));
+        c.labels.insert(LABEL_MODE.into(), "offline".into());
+        if let Some(origin) = origin {
+            c.labels.insert(LABEL_OFFLINE.into(), origin.into());
+        }
+        c
+    }
+
+    #[test]
+    fn a_fallback_offline_cache_returns_to_proxy_only_when_its_upstream_answers() {
+        let s = spec();
+        for origin in [Some("fallback"), None] {
+            let running = offline_container("running", origin);
+            assert!(needs_upstream_answer(&s, Some(&running)));
+            for trigger in [Trigger::Manual, Trigger::Automatic] {
+                let back = plan_start(&s, Some(&running), trigger, Some(&Ok(())));
+                assert_eq!(back.action, Action::Recreate);
+                assert_eq!(back.target.mode, Mode::Proxy);
+                assert_eq!(back.stays_offline, None);
+
+                let silent = Err(Silence::Refused);
+                let kept = plan_start(&s, Some(&running), trigger, Some(&silent));
+                assert_eq!(kept.action, Action::Unchanged);
+                assert_eq!(kept.target.mode, Mode::Offline);
+                assert_eq!(kept.target.offline_origin, OfflineOrigin::Fallback);
+                assert_eq!(
+                    kept.stays_offline.as_deref(),
+                    Some("its upstream https://quay.io still does not answer (connection refused); it returns to proxy mode once it does")
+                );
+            }
+            // After a reboot with the upstream still down: started as it is.
+            let exited = offline_container("exited", origin);
+            let kept = plan_start(
+                &s,
+                Some(&exited),
+                Trigger::Automatic,
+                Some(&Err(Silence::Refused)),
+            );
+            assert_eq!(kept.action, Action::Start);
+            assert_eq!(kept.target.mode, Mode::Offline);
+        }
+    }
+
+    #[test]
+    fn a_requested_offline_cache_stays_offline_for_the_timer_not_for_a_person() {
+        let s = spec();
+        let running = offline_container("running", Some("requested"));
+        // No probe: the choice is the person's, not the network's.
+        assert!(!needs_upstream_answer(&s, Some(&running)));
+        let kept = plan_start(&s, Some(&running), Trigger::Automatic, None);
+        assert_eq!(kept.action, Action::Unchanged);
+        assert_eq!(kept.target.offline_origin, OfflineOrigin::Requested);
+        assert!(kept.stays_offline.unwrap().contains("start --offline"));
+        let back = plan_start(&s, Some(&running), Trigger::Manual, None);
+        assert_eq!(
+            (back.action, back.target.mode),
+            (Action::Recreate, Mode::Proxy)
+        );
+        // `start --offline` again: nothing to do; on a fallback cache, the
+        // choice is recorded by recreating it (offline, fast).
+        let asked = s.offline(OfflineOrigin::Requested);
+        assert_eq!(plan(&asked, Some(&running)), Action::Unchanged);
+        let fallback = offline_container("running", Some("fallback"));
+        assert_eq!(plan(&asked, Some(&fallback)), Action::Recreate);
+        assert_eq!(
+            plan(&s.offline(OfflineOrigin::Fallback), Some(&fallback)),
+            Action::Unchanged
+        );
+    }
+
+    #[test]
+    fn healthy_and_stale_caches_need_no_probe() {
+        let s = spec();
+        let healthy = container("running", Some(&s.config_hash()));
+        assert!(!needs_upstream_answer(&s, Some(&healthy)));
+        assert!(!needs_upstream_answer(&s, None));
+        let p = plan_start(&s, Some(&healthy), Trigger::Automatic, None);
+        assert_eq!((p.action, p.target.mode), (Action::Unchanged, Mode::Proxy));
+        // An offline cache of another configuration (an older image): planned
+        // by its hash, recreated in proxy mode, no probe first.
+        let mut stale = offline_container("running", Some("fallback"));
+        stale.labels.insert(LABEL_HASH.into(), "0000".into());
+        assert!(!needs_upstream_answer(&s, Some(&stale)));
+        assert_eq!(
+            plan_start(&s, Some(&stale), Trigger::Automatic, None).action,
+            Action::Recreate
+        );
+        // Asked for offline, no probe either.
+        let asked = s.offline(OfflineOrigin::Requested);
+        assert!(!needs_upstream_answer(
+            &asked,
+            Some(&offline_container("running", None))
+        ));
     }
 
     #[test]

@@ -50,6 +50,22 @@ pub const SUDO: Tool = Tool {
     install_hint: "install sudo or run drcache as root",
 };
 
+/// systemd's manager client, for the autostart units.
+pub const SYSTEMCTL: Tool = Tool {
+    name: "systemctl",
+    env_var: "DRCACHE_SYSTEMCTL",
+    fallback: None,
+    install_hint: "systemctl is part of systemd",
+};
+
+/// macOS's launchd client, for the autostart agent.
+pub const LAUNCHCTL: Tool = Tool {
+    name: "launchctl",
+    env_var: "DRCACHE_LAUNCHCTL",
+    fallback: Some("/bin/launchctl"),
+    install_hint: "launchctl is part of macOS",
+};
+
 /// Resolve `tool` to an executable path.
 pub fn find(tool: &Tool) -> Result<PathBuf, Hinted> {
     find_with(tool, std::env::var_os(tool.env_var).map(PathBuf::from))

@@ -6,6 +6,8 @@
 mod fake;
 mod support;
 
+#[path = "cli/autostart.rs"]
+mod autostart;
 #[path = "cli/configure_minikube.rs"]
 mod configure_minikube;
 #[path = "cli/observe.rs"]

@@ -8,6 +8,8 @@ mod support;
 #[path = "support/real.rs"]
 mod real;
 
+#[path = "e2e/autostart.rs"]
+mod autostart;
 #[path = "e2e/containerd_pull.rs"]
 mod containerd_pull;
 #[path = "e2e/durability.rs"]

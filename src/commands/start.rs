@@ -7,13 +7,32 @@ use crate::cache::{CacheSpec, Mode};
 use crate::cli::StartArgs;
 use crate::context::Context;
 use crate::errors::ExitStatus;
+use crate::host::autostart;
 use crate::interrupt;
 use crate::lock;
-use crate::reconcile::{self, Facts, Outcome};
+use crate::reconcile::{self, Facts, Outcome, Trigger};
 use crate::registry_http::Probe;
 use crate::ui::Tone;
 
 pub fn run(ctx: &Context, args: &StartArgs) -> Result<ExitStatus> {
+    let result = start(ctx, args);
+    // A run of the autostart unit is recorded, failed or not, so that
+    // `status` and `doctor` can tell when it last ran and how it ended.
+    if autostart::triggered() && !ctx.dry_run {
+        let (code, summary) = match &result {
+            Ok((status, summary)) => (status.code(), summary.clone()),
+            Err(e) => (crate::errors::exit_status(e).code(), format!("{e:#}")),
+        };
+        if let Err(e) = autostart::record_run(&ctx.config.prefix, code, &summary) {
+            ctx.ui
+                .warn(&format!("cannot record this automatic run: {e:#}"));
+        }
+    }
+    result.map(|(status, _)| status)
+}
+
+/// `start` itself: its status and a one-line summary of how it went.
+fn start(ctx: &Context, args: &StartArgs) -> Result<(ExitStatus, String)> {
     let mode = if args.offline {
         Mode::Offline
     } else {
@@ -27,11 +46,17 @@ pub fn run(ctx: &Context, args: &StartArgs) -> Result<ExitStatus> {
     for spec in specs.iter().filter(|s| s.credentials.is_some()) {
         warn_once_about_credentials(ctx, spec);
     }
-    let facts = Facts::read_for_start(&podman, &specs)?;
+    let trigger = if autostart::triggered() {
+        Trigger::Automatic
+    } else {
+        Trigger::Manual
+    };
+    let wait = Duration::from_secs(args.wait_for_podman.unwrap_or(0));
+    let (facts, plans) = Facts::read_for_start(&podman, &specs, trigger, wait)?;
     let timeout = Duration::from_secs(args.timeout);
     // Ctrl-C from here on finishes the step in progress, starts nothing new.
     let outcomes = interrupt::finish_steps(|| {
-        let image_problems = reconcile::ensure_images(&podman, &specs, &facts, &|image| {
+        let image_problems = reconcile::ensure_images(&podman, &plans, &|image| {
             ctx.ui
                 .info(&format!("pulling {image} (needed for the caches)..."));
             ctx.ui.live_progress()
@@ -50,12 +75,12 @@ pub fn run(ctx: &Context, args: &StartArgs) -> Result<ExitStatus> {
                 specs.len()
             ))
         };
-        let outcomes = crate::parallel::map(&specs, |spec| {
+        let outcomes = crate::parallel::map(&plans, |plan| {
             let problem = image_problems
                 .iter()
-                .find(|(image, _)| *image == spec.image)
+                .find(|(image, _)| *image == plan.target.image)
                 .map(|(_, problem)| problem.as_str());
-            reconcile::apply(&podman, spec, &facts, problem, timeout, ctx.dry_run)
+            reconcile::apply(&podman, plan, &facts, problem, timeout, ctx.dry_run)
         });
         spinner.finish_and_clear();
         outcomes
@@ -74,13 +99,14 @@ pub fn run(ctx: &Context, args: &StartArgs) -> Result<ExitStatus> {
     if interrupt::requested() {
         ctx.ui
             .verdict("interrupted: the step in progress was finished, nothing new was started");
-        return Ok(ExitStatus::Interrupted);
+        return Ok((ExitStatus::Interrupted, "interrupted".into()));
     }
     let (status, verdict) = summarize(&outcomes, ctx.dry_run);
+    let summary = verdict.clone().unwrap_or_else(|| run_summary(&outcomes));
     if let Some(verdict) = verdict {
         ctx.ui.verdict(&verdict);
     }
-    Ok(status)
+    Ok((status, summary))
 }
 
 fn describe(ctx: &Context, o: &Outcome) -> String {
@@ -115,19 +141,35 @@ fn describe(ctx: &Context, o: &Outcome) -> String {
     if o.adopted {
         details.push("made by another drcache run at the same moment".into());
     }
-    if o.offline_reason.is_none() && o.mode == Mode::Offline {
+    if o.offline_reason.is_none() && o.stays_offline.is_none() && o.mode == Mode::Offline {
         details.push("offline (read-only)".into());
     }
-    let reason = match &o.offline_reason {
-        Some(reason) => format!(
+    let reason = match (&o.offline_reason, &o.stays_offline) {
+        (Some(reason), _) => format!(
             "\n  {} upstream unreachable, serving cached images read-only: {reason}",
             ui.paint(Tone::Warn, "offline:")
         ),
-        None => String::new(),
+        (None, Some(why)) => format!(
+            "\n  {} stays offline (read-only): {why}",
+            ui.paint(Tone::Warn, "offline:")
+        ),
+        (None, None) => String::new(),
     };
     format!("{name} {action:<17}  {}{reason}", details.join(", "))
         .trim_end()
         .to_string()
+}
+
+/// One line on how an automatic run left the caches, for `status`/`doctor`.
+fn run_summary(outcomes: &[Outcome]) -> String {
+    let count = |pred: &dyn Fn(&Outcome) -> bool| outcomes.iter().filter(|o| pred(o)).count();
+    let changed = count(&|o| o.action != reconcile::Action::Unchanged);
+    let offline = count(&|o| o.mode == Mode::Offline);
+    let mut line = format!("{} ready, {changed} changed", outcomes.len());
+    if offline > 0 {
+        line.push_str(&format!(", {offline} offline"));
+    }
+    line
 }
 
 /// The command's status and, unless all went well, the line that says why.

@@ -8,6 +8,7 @@ use crate::cli::SelectArgs;
 use crate::clock;
 use crate::context::Context;
 use crate::errors::ExitStatus;
+use crate::host::autostart;
 use crate::hostinfo::{self, HostOs};
 use crate::reconcile::Facts;
 use crate::registry_http;
@@ -64,6 +65,7 @@ pub fn run(ctx: &Context, args: &SelectArgs) -> Result<ExitStatus> {
         }
     });
 
+    let autostart = autostart::Status::read(&ctx.config.prefix);
     if ctx.json {
         let caches: Vec<_> = rows
             .iter()
@@ -85,7 +87,8 @@ pub fn run(ctx: &Context, args: &SelectArgs) -> Result<ExitStatus> {
                 })
             })
             .collect();
-        ctx.ui.data(&json!({ "caches": caches }).to_string());
+        ctx.ui
+            .data(&json!({ "caches": caches, "autostart": autostart.to_json() }).to_string());
     } else if !ctx.ui.quiet {
         let ui = &ctx.ui;
         let dash = || "-".to_string();
@@ -121,6 +124,7 @@ pub fn run(ctx: &Context, args: &SelectArgs) -> Result<ExitStatus> {
             ],
             &cells,
         ));
+        ui.human(&format!("autostart: {}", autostart.describe(now)));
     }
     let not_ready: Vec<&str> = rows
         .iter()

@@ -65,10 +65,17 @@ pub fn gather(
         ports_taken: Vec::new(),
         firewall: None,
         minikube: None,
+        autostart: None,
         podman_path,
     };
     // The host side needs no podman.
     inputs.firewall = (os != HostOs::Other).then(|| firewall_facts(ctx));
+    inputs.autostart = (os != HostOs::Other).then(|| {
+        (
+            host::autostart::Status::read(&ctx.config.prefix),
+            crate::clock::unix_now(),
+        )
+    });
     inputs.minikube = minikube_facts(ctx, &inputs.specs);
     let Ok(path) = inputs.podman_path.clone() else {
         return inputs;

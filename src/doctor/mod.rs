@@ -20,6 +20,7 @@ use crate::reconcile::Facts;
 use crate::registry_http::Probe;
 use crate::upstream::Silence;
 
+mod autostart;
 mod caches;
 mod firewall;
 pub mod gather;
@@ -121,6 +122,8 @@ pub struct Inputs {
     pub firewall: Option<Result<FirewallFacts, (String, String)>>,
     /// The minikube side; None when minikube is not installed.
     pub minikube: Option<MinikubeFacts>,
+    /// Where autostart stands and the time it was read at; None where not checked.
+    pub autostart: Option<(crate::host::autostart::Status, i64)>,
 }
 
 /// What `setup-host --check` found.
@@ -139,6 +142,7 @@ pub const GROUPS: &[(&str, Group)] = &[
     ("caches", caches::checks),
     ("ports", ports::checks),
     ("firewall", firewall::checks),
+    ("autostart", autostart::checks),
     ("minikube", minikube::checks),
 ];
 

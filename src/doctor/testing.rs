@@ -11,11 +11,11 @@ use crate::podman::{Container, PortMapping};
 use crate::reconcile::Facts;
 use crate::registry_http::Probe;
 
-/// Every group but the firewall's and minikube's (tested on their own).
+/// Every group but the firewall's, autostart's and minikube's (tested on their own).
 pub fn local_checks(inputs: &Inputs) -> Vec<Check> {
     GROUPS
         .iter()
-        .filter(|(name, _)| !["firewall", "minikube"].contains(name))
+        .filter(|(name, _)| !["firewall", "autostart", "minikube"].contains(name))
         .flat_map(|(_, group)| group(inputs))
         .collect()
 }
@@ -70,5 +70,6 @@ pub fn inputs(containers: Vec<Container>, probes: Vec<(String, Probe)>) -> Input
         ports_taken: vec![],
         firewall: None,
         minikube: None,
+        autostart: None,
     }
 }

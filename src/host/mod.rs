@@ -2,6 +2,7 @@
 //! firewall. One interface, [`run`]; the work per OS lives in [`linux`]
 //! (firewalld) and [`macos`] (the application firewall and podman's gvproxy).
 
+pub mod autostart;
 pub mod linux;
 pub mod macos;
 

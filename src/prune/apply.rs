@@ -306,7 +306,13 @@ impl Restore<'_> {
         let outcome = if interrupt::requested() {
             restart_anyway(self.podman, self.spec)
         } else {
-            reconcile::apply(self.podman, self.spec, &facts, None, READY_TIMEOUT, false)
+            // The cache as it was: its own mode, nothing decided anew.
+            let planned = reconcile::Plan {
+                action: reconcile::plan(self.spec, facts.container(&self.spec.container)),
+                target: self.spec.clone(),
+                stays_offline: None,
+            };
+            reconcile::apply(self.podman, &planned, &facts, None, READY_TIMEOUT, false)
         };
         (outcome, self.stopped_at.elapsed())
     }
@@ -324,6 +330,7 @@ fn restart_anyway(podman: &Podman, spec: &CacheSpec) -> Outcome {
         offline_reason: None,
         volume_created: false,
         adopted: false,
+        stays_offline: None,
         probe: None,
         error: None,
         elapsed: Duration::ZERO,

@@ -75,10 +75,21 @@ fn doctor_on_macos_with_the_machine_stopped_says_to_start_it() {
             "podman machine",
             "podman answers",
             "host firewall",
+            "autostart",
             "minikube"
         ]
     );
+    assert_eq!(checks[5]["ok"], true, "{}", checks[5]);
+    // No service manager for tests: autostart is not available, which is no failure.
     assert_eq!(checks[4]["ok"], true, "{}", checks[4]);
+    assert!(
+        checks[4]["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("not available here"),
+        "{}",
+        checks[4]
+    );
     assert!(
         checks[3]["detail"]
             .as_str()
@@ -127,7 +138,7 @@ fn doctor_on_macos_with_the_machine_stopped_says_to_start_it() {
         out.stderr
     );
     assert!(
-        out.stderr.contains("error: 3 of 5 checks failed"),
+        out.stderr.contains("error: 3 of 6 checks failed"),
         "{}",
         out.stderr
     );

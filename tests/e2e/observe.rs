@@ -589,7 +589,7 @@ fn doctor_passes_when_healthy_and_names_each_problem_when_broken() {
         .contains("firewalld is not running"));
     let out = run(&mut doctor()).expect(0);
     assert!(
-        out.stderr.contains("all 10 checks passed"),
+        out.stderr.contains("all 11 checks passed"),
         "{}",
         out.stderr
     );
@@ -641,7 +641,7 @@ fn doctor_passes_when_healthy_and_names_each_problem_when_broken() {
         out.stderr
     );
     assert!(
-        out.stderr.contains("error: 3 of 10 checks failed"),
+        out.stderr.contains("error: 3 of 11 checks failed"),
         "{}",
         out.stderr
     );

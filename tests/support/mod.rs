@@ -5,14 +5,17 @@ use std::process::{Command, Output};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_drcache");
 
-/// drcache with a clean environment: no user config, no color, and no real
+/// drcache with a clean environment: no user config, no color, no real
 /// minikube (a developer's clusters are never touched; tests that need
-/// minikube point DRCACHE_MINIKUBE at a fake).
+/// minikube point DRCACHE_MINIKUBE at a fake), and no service manager (a
+/// machine's own systemd never gets test units; the autostart tests set
+/// DRCACHE_TEST_INIT and point DRCACHE_SYSTEMCTL/DRCACHE_LAUNCHCTL at fakes).
 pub fn drcache(config: Option<&Path>) -> Command {
     let mut cmd = Command::new(BIN);
     cmd.env_remove("DRCACHE_CONFIG")
         .env("XDG_CONFIG_HOME", "/nonexistent-drcache-test")
         .env("DRCACHE_MINIKUBE", "/nonexistent-drcache-test/minikube")
+        .env("DRCACHE_TEST_INIT", "none")
         .env("NO_COLOR", "1");
     if let Some(config) = config {
         cmd.arg("--config").arg(config);
