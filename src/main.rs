@@ -28,6 +28,7 @@ mod netaddr;
 mod oci;
 mod parallel;
 mod podman;
+mod privileged;
 mod reconcile;
 mod registry_http;
 mod serde_util;

@@ -55,18 +55,6 @@ pub fn find(tool: &Tool) -> Result<PathBuf, Hinted> {
     find_with(tool, std::env::var_os(tool.env_var).map(PathBuf::from))
 }
 
-/// Like [`find`], but a tool that is simply not installed is `None`. An
-/// override that points at nothing is still an error: the user asked for it.
-pub fn find_installed(tool: &Tool) -> Result<Option<PathBuf>, Hinted> {
-    let override_path = std::env::var_os(tool.env_var).filter(|p| !p.is_empty());
-    let overridden = override_path.is_some();
-    match find_with(tool, override_path.map(PathBuf::from)) {
-        Ok(path) => Ok(Some(path)),
-        Err(_) if !overridden => Ok(None),
-        Err(e) => Err(e),
-    }
-}
-
 /// Like [`find`], but with the override given, for tests.
 pub fn find_with(tool: &Tool, override_path: Option<PathBuf>) -> Result<PathBuf, Hinted> {
     let missing = |message: String| Hinted {

@@ -16,6 +16,8 @@ mod durability;
 mod lifecycle;
 #[path = "e2e/observe.rs"]
 mod observe;
+#[path = "e2e/privileged_tools.rs"]
+mod privileged_tools;
 #[path = "e2e/resilience.rs"]
 mod resilience;
 #[path = "e2e/setup_host_firewalld.rs"]

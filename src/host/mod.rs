@@ -204,7 +204,7 @@ impl Privilege {
         if let Some(sudo) = self.sudo.get() {
             return Ok(cmd.via_sudo(sudo));
         }
-        let sudo = match tools::find(&tools::SUDO) {
+        let sudo = match crate::privileged::find(&tools::SUDO) {
             Ok(path) => path,
             // A dry run only shows the command line.
             Err(_) if self.dry_run => PathBuf::from("sudo"),

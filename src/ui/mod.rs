@@ -106,6 +106,13 @@ impl Ui {
         }
     }
 
+    /// A detail shown at `-v` only (e.g. the full path of a tool).
+    pub fn detail(&self, message: &str) {
+        if self.verbose {
+            eprintln!("{message}");
+        }
+    }
+
     /// A mutation that `--dry-run` did not run. Shown even with `-q`: it is the
     /// whole point of a dry run.
     pub fn dry_run(&self, command_line: &str) {

@@ -434,15 +434,18 @@ fn firewalld_not_running_or_not_installed_needs_no_rule() {
         .iter()
         .all(|c| c == "firewall-cmd-stopped --state"));
 
-    // Not installed: no override and nothing on PATH.
+    // Not installed: no override and nothing in the system directories
+    // (under an empty test root), whatever PATH holds.
     let out = run(host
         .drcache(&["setup-host", "--check"])
         .env_remove("DRCACHE_FIREWALL_CMD")
-        .env("PATH", host.fake.path().join("empty")))
+        .env("DRCACHE_TEST_ROOT", host.fake.path().join("empty"))
+        .env("PATH", host.fake.path()))
     .expect(0);
     assert!(
         out.stderr.contains(
-            "firewalld is not installed (no firewall-cmd on PATH): no firewall rule is needed"
+            "firewalld is not installed (no firewall-cmd in the system directories): \
+             no firewall rule is needed"
         ),
         "{}",
         out.stderr
