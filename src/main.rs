@@ -13,6 +13,7 @@ mod digest;
 mod doctor;
 mod errors;
 mod exec;
+mod fsutil;
 #[cfg(test)]
 mod fuzz_tests;
 mod host;

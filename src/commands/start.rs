@@ -168,7 +168,7 @@ fn warn_once_about_credentials(ctx: &Context, spec: &CacheSpec) {
         return;
     };
     let marker = dir.join(format!("{}.credentials-warned", spec.container));
-    if marker.exists() {
+    if std::fs::symlink_metadata(&marker).is_ok() {
         return;
     }
     let reach = if spec.bind.is_empty() {
@@ -182,6 +182,6 @@ fn warn_once_about_credentials(ctx: &Context, spec: &CacheSpec) {
         spec.registry.name, spec.registry.port
     ));
     if !ctx.dry_run {
-        let _ = std::fs::write(marker, "");
+        let _ = crate::fsutil::open_no_follow(&marker, 0o600);
     }
 }
