@@ -2,6 +2,7 @@
 
 mod cache;
 mod cli;
+mod clients;
 mod clock;
 mod cluster;
 mod commands;
@@ -23,6 +24,7 @@ mod interrupt;
 mod lock;
 #[cfg(test)]
 mod log_tests;
+mod login_key;
 mod metrics;
 mod minikube;
 mod netaddr;

@@ -8,6 +8,8 @@ mod support;
 #[path = "support/real.rs"]
 mod real;
 
+#[path = "e2e/clients_filter.rs"]
+mod clients_filter;
 #[path = "e2e/containerd_pull.rs"]
 mod containerd_pull;
 #[path = "e2e/durability.rs"]
@@ -20,5 +22,7 @@ mod observe;
 mod privileged_tools;
 #[path = "e2e/resilience.rs"]
 mod resilience;
+#[path = "e2e/secrets.rs"]
+mod secrets;
 #[path = "e2e/setup_host_firewalld.rs"]
 mod setup_host_firewalld;

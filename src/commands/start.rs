@@ -20,6 +20,14 @@ pub fn run(ctx: &Context, args: &StartArgs) -> Result<ExitStatus> {
         Mode::Proxy
     };
     let specs = ctx.start_specs(&args.select.registries, mode)?;
+    let with_login: Vec<&str> = specs
+        .iter()
+        .filter(|s| s.credentials.is_some() && s.mode == Mode::Proxy)
+        .map(|s| s.registry.name.as_str())
+        .collect();
+    if let Some(warning) = crate::host::nft::start_check(&ctx.config, &with_login)? {
+        ctx.ui.warn(&warning);
+    }
     let podman = ctx.podman()?;
     let _lock = lock::acquire(&ctx.config.prefix, || {
         ctx.ui.info("waiting for another drcache run to finish...")
@@ -111,6 +119,9 @@ fn describe(ctx: &Context, o: &Outcome) -> String {
     }
     if o.volume_created {
         details.push("new volume".into());
+    }
+    if o.secret_removed {
+        details.push("login secret removed".into());
     }
     if o.adopted {
         details.push("made by another drcache run at the same moment".into());
