@@ -258,7 +258,7 @@ impl CacheSpec {
     /// login config secret drcache mounts.
     pub fn container_used_login(container: &crate::podman::Container) -> bool {
         let mounted = format!("/run/secrets/{CONFIG_SECRET_TARGET}");
-        container.command.iter().any(|arg| *arg == mounted)
+        container.command.contains(&mounted)
     }
 
     /// Secret name and value pairs to create before the container runs.

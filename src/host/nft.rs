@@ -70,11 +70,9 @@ pub fn start_check(
     config: &crate::config::Config,
     with_login: &[&str],
 ) -> Result<Option<String>, crate::errors::Hinted> {
-    let Enforcement::Impossible(why) = enforcement(
-        &config.bind,
-        &config.clients,
-        crate::hostinfo::host_os(),
-    ) else {
+    let Enforcement::Impossible(why) =
+        enforcement(&config.bind, &config.clients, crate::hostinfo::host_os())
+    else {
         return Ok(None);
     };
     let others = crate::clients::others(&config.clients, &crate::clients::interfaces());
@@ -171,6 +169,14 @@ pub fn run(env: &HostEnv, mode: Mode, report: &mut Report) -> Result<State> {
     };
     env.ui.detail(&format!("nft: {}", nft.display()));
     let privilege = Privilege::detect(env.dry_run);
+    if mode == Mode::Check && !privilege.is_root() {
+        // Listing a table needs root, and a check never asks for a password.
+        report.missing.push(format!(
+            "whether nftables table {TABLE} is in place cannot be told without root: \
+             run `sudo drcache setup-host --check`"
+        ));
+        return Ok(State::Missing);
+    }
     let current = listed(env.runner, &privilege, &nft)?;
     let want = tag(&env.ports, &env.clients);
     let clients: Vec<String> = env.clients.iter().map(|c| c.to_string()).collect();

@@ -113,7 +113,10 @@ impl Host {
             .env("DRCACHE_HOST_OS", "linux")
             .env("DRCACHE_TEST_EUID", "1000")
             .env("DRCACHE_FIREWALL_CMD", &self.firewall_cmd)
-            .env("DRCACHE_SUDO", self.fake.path().join("sudo"));
+            .env("DRCACHE_SUDO", self.fake.path().join("sudo"))
+            // No nft in the (empty) system directories: the firewalld part
+            // alone. The nftables filter is tested for real in tests/e2e.
+            .env("DRCACHE_TEST_ROOT", self.fake.path().join("no-system-dirs"));
         cmd
     }
 

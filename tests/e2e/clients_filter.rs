@@ -1,9 +1,9 @@
 //! Only the configured clients reach a cache, decided by the kernel: two
 //! network namespaces of this test, `drsec-a` behind a bridge named like
-//! libvirt's (`virbr97`, allowed by the default `clients`) and `drsec-b` on
-//! a plain veth (not allowed), each with an address of a documentation
-//! range. From both the cache answers; after `setup-host` only from the
-//! first; after `setup-host --undo` from both again. Everything made here is
+//! libvirt's (`virbr97`, allowed by the default `clients`, 203.0.113.0/24)
+//! and `drsec-b` on a plain veth (not allowed, 198.51.100.0/24): ranges
+//! reserved for documentation, checked unused on this host first. From
+//! both the cache answers; after `setup-host` only from the first; after `setup-host --undo` from both again. Everything made here is
 //! removed on drop, also when the test fails.
 
 use std::process::Command;
@@ -33,10 +33,20 @@ struct Net;
 
 impl Net {
     fn create() -> Net {
+        // The documentation ranges must be free here: some machines use
+        // one for their own network (a machine's own network may be 192.0.2.0/24).
+        let routes = String::from_utf8_lossy(&sh(&["ip", "route", "show", "table", "all"]).stdout)
+            .into_owned();
+        for range in ["203.0.113.", "198.51.100."] {
+            assert!(
+                !routes.contains(range),
+                "{range}0/24 is in use on this host; the test needs it for its own veths:\n{routes}"
+            );
+        }
         let net = Net;
         net.remove();
         must(&["ip", "link", "add", BRIDGE, "type", "bridge"]);
-        must(&["ip", "addr", "add", "192.0.2.1/24", "dev", BRIDGE]);
+        must(&["ip", "addr", "add", "203.0.113.1/24", "dev", BRIDGE]);
         must(&["ip", "link", "set", BRIDGE, "up"]);
         for (ns, host_side, ns_side) in [
             ("drsec-a", "drsec-a1", "drsec-a0"),
@@ -58,7 +68,7 @@ impl Net {
             "drsec-a",
             "addr",
             "add",
-            "192.0.2.2/24",
+            "203.0.113.2/24",
             "dev",
             "drsec-a0",
         ]);
@@ -162,7 +172,7 @@ fn only_the_configured_clients_reach_the_cache_once_setup_host_ran() {
     };
     drc(&["start"]).expect(0);
     assert!(
-        answers_from("drsec-a", "192.0.2.1"),
+        answers_from("drsec-a", "203.0.113.1"),
         "before: through the bridge"
     );
     assert!(
@@ -181,7 +191,7 @@ fn only_the_configured_clients_reach_the_cache_once_setup_host_ran() {
         out.stderr
     );
     assert!(
-        answers_from("drsec-a", "192.0.2.1"),
+        answers_from("drsec-a", "203.0.113.1"),
         "after: the bridge is a client"
     );
     assert!(
@@ -221,7 +231,7 @@ fn only_the_configured_clients_reach_the_cache_once_setup_host_ran() {
         "the network is a client now"
     );
     assert!(
-        !answers_from("drsec-a", "192.0.2.1"),
+        !answers_from("drsec-a", "203.0.113.1"),
         "the bridge is not any more"
     );
 
@@ -231,7 +241,7 @@ fn only_the_configured_clients_reach_the_cache_once_setup_host_ran() {
         "{}",
         out.stderr
     );
-    assert!(answers_from("drsec-a", "192.0.2.1"), "undone: the bridge");
+    assert!(answers_from("drsec-a", "203.0.113.1"), "undone: the bridge");
     assert!(answers_from("drsec-b", "198.51.100.1"), "undone: the veth");
     assert!(!sh(&["nft", "list", "table", "inet", "drcache"])
         .status
