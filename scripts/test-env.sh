@@ -29,9 +29,11 @@ flock 9
 # ---------------------------------------------------------------- packages
 # iptables: netavark needs it for -p publishing; iproute2: `ip` in
 # firewalld-ns.sh; dbus: system bus for firewalld; ca-certificates: copied
-# into the registry image; pyflakes3: scripts/test lints scripts/bench.
+# into the registry image; pyflakes3: scripts/test lints scripts/bench;
+# nftables, curl: the clients filter test (nft, and requests from namespaces).
 PACKAGES=(podman runc netavark aardvark-dns iptables docker-registry skopeo
-          containerd firewalld dbus ca-certificates iproute2 pyflakes3)
+          containerd firewalld dbus ca-certificates iproute2 pyflakes3
+          nftables curl)
 
 # One dpkg-query for all (fast when everything is there); only a fully
 # installed package counts, not "config-files" leftovers. It exits 1 when a
