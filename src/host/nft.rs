@@ -148,7 +148,16 @@ fn listed(runner: &Runner, privilege: &Privilege, nft: &std::path::Path) -> Resu
         .accept(&[1]);
     let cmd = privilege.elevate(cmd)?;
     let out = runner.run(&cmd)?;
-    Ok((out.code == 0).then_some(out.stdout))
+    match out.code {
+        0 => Ok(Some(out.stdout)),
+        // nft says "No such file or directory" for a table that is not there.
+        _ if out.stderr.contains("No such file or directory") => Ok(None),
+        code => anyhow::bail!(
+            "`{}` failed (exit status {code}): {}",
+            cmd.display(),
+            out.stderr.trim()
+        ),
+    }
 }
 
 /// Set up, check or undo the filter; the firewalld part is reported apart.
