@@ -592,9 +592,9 @@ fn the_clients_filter_goes_through_sudo_and_nft_reads_the_ruleset_on_stdin() {
         [
             "firewall-cmd --state".to_string(),
             format!("sudo {n} list table inet drcache"),
-            format!("nft list table inet drcache"),
+            "nft list table inet drcache".to_string(),
             format!("sudo {n} -f -"),
-            format!("nft -f -"),
+            "nft -f -".to_string(),
         ]
     );
     fake.clear_calls();
