@@ -175,11 +175,14 @@ fn combine(report: Report, filter: State) -> Report {
         (NotNeeded, NotNeeded) => NotNeeded,
         _ => Done,
     };
+    let undo = report.mode == Mode::Undo;
     let filter_line = match filter {
         NotNeeded => None,
         Missing => Some("the client filter is not in place"),
+        Changed if undo => Some("client filter removed"),
         Changed => Some("client filter updated"),
         WouldChange => Some("the client filter would be updated"),
+        Done if undo => Some("no client filter to remove"),
         Done => Some("client filter in place"),
     };
     let summary = match filter_line {
