@@ -600,3 +600,40 @@ fn start_on_linux_does_not_ask_socketfilterfw() {
         mac.calls()
     );
 }
+
+#[test]
+fn a_gvproxy_others_could_swap_is_not_let_through_the_firewall() {
+    use std::os::unix::fs::PermissionsExt;
+    let mut mac = Mac::new();
+    let gvproxy = mac.install_pkg();
+    let bin = gvproxy.parent().unwrap().to_path_buf();
+    // Its directory writable by every user: anyone could replace it.
+    fs::set_permissions(&bin, fs::Permissions::from_mode(0o777)).unwrap();
+    let out = mac.run(&["setup-host"]).expect(1);
+    assert!(
+        out.stderr.contains(&format!(
+            "refusing to let {} through the application firewall: {} is writable by others (mode 0777)",
+            real(&gvproxy),
+            bin.display()
+        )),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("reinstall podman"), "{}", out.stderr);
+    assert!(
+        !mac.calls()
+            .iter()
+            .any(|c| c.contains("--add") || c.contains("--unblock")),
+        "{:?}",
+        mac.calls()
+    );
+    fs::set_permissions(&bin, fs::Permissions::from_mode(0o755)).unwrap();
+    fs::set_permissions(&gvproxy, fs::Permissions::from_mode(0o757)).unwrap();
+    let out = mac.run(&["setup-host"]).expect(1);
+    assert!(
+        out.stderr
+            .contains("gvproxy is writable by others (mode 0757)"),
+        "{}",
+        out.stderr
+    );
+}
