@@ -177,6 +177,10 @@ pub fn run(env: &HostEnv, mode: Mode, report: &mut Report) -> Result<State> {
         return Ok(State::NotNeeded);
     };
     env.ui.detail(&format!("nft: {}", nft.display()));
+    if open && mode == Mode::Check {
+        report.facts.push(("clients", "*".into()));
+        return Ok(State::NotNeeded);
+    }
     let privilege = Privilege::detect(env.dry_run);
     if mode == Mode::Check && !privilege.is_root() {
         // Listing a table needs root, and a check never asks for a password.
@@ -210,7 +214,7 @@ pub fn run(env: &HostEnv, mode: Mode, report: &mut Report) -> Result<State> {
     let state = match (mode, open) {
         (Mode::Undo, _) | (Mode::Setup, true) => {
             if current.is_none() {
-                return Ok(State::Done);
+                return Ok(if open { State::NotNeeded } else { State::Done });
             }
             delete(&mut progress)?;
             State::Changed

@@ -558,7 +558,10 @@ fn doctor_passes_when_healthy_and_names_each_problem_when_broken() {
     let report = json(&out);
     assert_eq!(report["ok"], true, "{report}");
     let checks = report["checks"].as_array().unwrap();
-    assert!(checks.iter().all(|c| c["ok"] == true && c["fix"].is_null()));
+    assert!(
+        checks.iter().all(|c| c["ok"] == true && c["fix"].is_null()),
+        "{report}"
+    );
     assert!(checks.iter().any(|c| c["name"] == "cache ghcr.io"));
     let firewall = checks
         .iter()
