@@ -33,10 +33,11 @@ flock 9
 # ca-certificates: copied into the registry image; shellcheck: scripts/test
 # checks the scripts; pyflakes3: scripts/test lints scripts/bench; systemd:
 # `systemd-analyze verify` of the autostart units (the package alone: it does
-# not become PID 1 without systemd-sysv, and nothing here boots with it).
+# not become PID 1 without systemd-sysv, and nothing here boots with it);
+# curl: the clients filter test (requests from network namespaces).
 PACKAGES=(podman runc netavark aardvark-dns iptables nftables docker-registry
           skopeo containerd firewalld dbus ca-certificates iproute2 shellcheck
-          pyflakes3 systemd)
+          pyflakes3 systemd curl)
 
 # One dpkg-query for all (fast when everything is there); only a fully
 # installed package counts, not "config-files" leftovers. It exits 1 when a

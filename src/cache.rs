@@ -142,6 +142,8 @@ pub struct CacheSpec {
     pub offline_origin: OfflineOrigin,
     /// Upstream login, resolved only by `start` (the one command that needs it).
     pub credentials: Option<Credentials>,
+    /// This install's key for the login's fingerprint in the hash label.
+    pub login_key: crate::login_key::LoginKey,
 }
 
 impl CacheSpec {
@@ -157,6 +159,7 @@ impl CacheSpec {
             mode,
             offline_origin: OfflineOrigin::Requested,
             credentials: None,
+            login_key: Default::default(),
         }
     }
 
@@ -231,7 +234,7 @@ impl CacheSpec {
             command: self.command(),
             credential_fingerprint: self
                 .proxy_credentials()
-                .map(|c| c.fingerprint(&self.registry.name)),
+                .map(|c| c.fingerprint(&self.registry.name, &self.login_key.0)),
             labels: vec![
                 (LABEL_REGISTRY.into(), self.registry.name.clone()),
                 (LABEL_PREFIX.into(), self.prefix.clone()),
@@ -287,6 +290,13 @@ impl CacheSpec {
             Some(_) => vec![(self.config_secret_name(), CONFIG_SECRET_TARGET.into())],
             None => Vec::new(),
         }
+    }
+
+    /// Whether `container` (this cache's, as podman lists it) runs with the
+    /// login config secret drcache mounts.
+    pub fn container_used_login(container: &crate::podman::Container) -> bool {
+        let mounted = format!("/run/secrets/{CONFIG_SECRET_TARGET}");
+        container.command.contains(&mounted)
     }
 
     /// Secret name and value pairs to create before the container runs.
@@ -456,6 +466,28 @@ mod tests {
         spec.mode = Mode::Offline;
         assert!(spec.secrets().is_empty());
         assert!(!spec.run_spec().argv().join(" ").contains("--secret"));
+    }
+
+    #[test]
+    fn the_same_login_under_two_install_keys_gives_two_labels() {
+        let mut one = default_specs().remove(1);
+        one.credentials = Some(Credentials {
+            username: "hubuser".into(),
+            password: "guessable".into(),
+        });
+        one.login_key = crate::login_key::LoginKey(vec![1; 32]);
+        let mut two = one.clone();
+        two.login_key = crate::login_key::LoginKey(vec![2; 32]);
+        assert_ne!(one.config_hash(), two.config_hash());
+        assert_eq!(one.config_hash(), one.clone().config_hash());
+        // The label is not the unkeyed digest a guess could be checked with.
+        let mut unkeyed = one.clone();
+        unkeyed.login_key = crate::login_key::LoginKey(Vec::new());
+        assert_ne!(one.config_hash(), unkeyed.config_hash());
+        assert!(
+            !format!("{one:?}").contains("[1, 1"),
+            "the key is not shown"
+        );
     }
 
     #[test]

@@ -22,6 +22,11 @@ pub struct Config {
     pub bind: String,
     /// Address cluster nodes use to reach the caches.
     pub host: String,
+    /// Who may reach the caches (interfaces and networks); enforced by
+    /// `setup-host` where the host can filter.
+    pub clients: Vec<crate::clients::Client>,
+    /// A cache with a login may run where the `clients` filter is not in place.
+    pub allow_unfiltered_login: bool,
     pub registries: Vec<Registry>,
     /// Where the configuration came from, for messages.
     pub source: String,
@@ -88,6 +93,8 @@ struct RawConfig {
     bind: Option<Spanned<String>>,
     host: Option<Spanned<String>>,
     ttl: Option<Spanned<String>>,
+    clients: Option<Spanned<Vec<Spanned<String>>>>,
+    allow_unfiltered_login: Option<bool>,
     registry: Option<Spanned<Vec<RawRegistry>>>,
 }
 
@@ -188,6 +195,31 @@ pub fn parse(text: &str, source: &str) -> Result<Config, ConfigError> {
     }
     let (at, host) = string_or(raw.host, |d| &d.host);
     check_host(&host).map_err(|m| error_at(at, format!("host: {m}")))?;
+    let clients = match raw.clients {
+        None => crate::clients::DEFAULT
+            .iter()
+            .map(|c| crate::clients::parse(c).expect("valid default"))
+            .collect(),
+        Some(list) => {
+            let at = list.span().start;
+            let list = list.into_inner();
+            if list.is_empty() {
+                return Err(error_at(
+                    Some(at),
+                    "clients is empty: no cluster could reach the caches (the default is \
+                     loopback and local cluster networks; \"*\" is every network)"
+                        .into(),
+                ));
+            }
+            list.into_iter()
+                .map(|c| {
+                    crate::clients::parse(c.get_ref())
+                        .map_err(|m| error_at(Some(c.span().start), m))
+                })
+                .collect::<Result<Vec<_>, _>>()?
+        }
+    };
+    let allow_unfiltered_login = raw.allow_unfiltered_login.unwrap_or(false);
     let global_ttl = match raw.ttl {
         Some(t) => {
             check_ttl(t.get_ref()).map_err(|m| error_at(Some(t.span().start), m))?;
@@ -219,6 +251,8 @@ pub fn parse(text: &str, source: &str) -> Result<Config, ConfigError> {
         prefix,
         bind,
         host,
+        clients,
+        allow_unfiltered_login,
         registries,
         source: source.to_string(),
     })
@@ -673,6 +707,27 @@ mod tests {
             }
         }
         assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    }
+
+    #[test]
+    fn clients_default_to_local_cluster_networks_and_bad_ones_name_their_line() {
+        let c = parse_ok("");
+        assert_eq!(
+            c.clients.iter().map(|c| c.to_string()).collect::<Vec<_>>(),
+            ["lo", "virbr*", "podman*", "docker*", "br-*", "bridge1*"]
+        );
+        assert!(!c.allow_unfiltered_login);
+        let c = parse_ok("clients = [\"lo\", \"192.0.2.0/24\"]\nallow_unfiltered_login = true\n");
+        assert_eq!(c.clients.len(), 2);
+        assert!(c.allow_unfiltered_login);
+        let e = parse_err("prefix = \"a\"\nclients = [\n  \"lo\",\n  \"not valid\",\n]\n");
+        assert_eq!(e.line, Some(4), "{e}");
+        assert!(
+            e.message.starts_with("clients: \"not valid\" is neither"),
+            "{e}"
+        );
+        let e = parse_err("\nclients = []\n");
+        assert_eq!(e.line, Some(2), "{e}");
     }
 
     #[test]

@@ -105,16 +105,13 @@ pub fn foreign_files(dir: &Path, files: &[HostsFile]) -> Vec<PathBuf> {
         .collect()
 }
 
-/// Write `files` under `dir`, each atomically (a reader never sees half a file).
-pub fn write_files(dir: &Path, files: &[HostsFile]) -> io::Result<Vec<PathBuf>> {
+/// Write `files` under `dir`, each atomically (a reader never sees half a
+/// file), following no symbolic link below `top` (`dir` or a parent of it).
+pub fn write_files(top: &Path, dir: &Path, files: &[HostsFile]) -> io::Result<Vec<PathBuf>> {
     let mut written = Vec::new();
     for file in files {
         let path = dir.join(file.relative_path());
-        let parent = path.parent().expect("a file in a directory");
-        std::fs::create_dir_all(parent)?;
-        let tmp = parent.join(".hosts.toml.drcache-tmp");
-        std::fs::write(&tmp, &file.content)?;
-        std::fs::rename(&tmp, &path)?;
+        crate::fsutil::write_atomic(top, &path, file.content.as_bytes(), 0o644)?;
         written.push(path);
     }
     Ok(written)
@@ -143,7 +140,7 @@ pub fn ours_in(dir: &Path) -> io::Result<Vec<String>> {
 /// between it and `stop` (exclusive).
 pub fn remove_file(dir: &Path, registry: &str, stop: &Path) -> io::Result<PathBuf> {
     let path = dir.join(registry).join("hosts.toml");
-    std::fs::remove_file(&path)?;
+    crate::fsutil::remove_file(stop, &path)?;
     let mut parent = path.parent();
     while let Some(p) = parent.filter(|p| p.starts_with(stop) && *p != stop) {
         if std::fs::remove_dir(p).is_err() {
@@ -154,8 +151,15 @@ pub fn remove_file(dir: &Path, registry: &str, stop: &Path) -> io::Result<PathBu
     Ok(path)
 }
 
-/// Stop before writing anything when a file drcache did not write is in the way.
-pub fn refuse_foreign(dir: &Path, files: &[HostsFile]) -> anyhow::Result<()> {
+/// Stop before writing anything when a file drcache did not write, or a
+/// symbolic link below `top`, is in the way.
+pub fn refuse_foreign(top: &Path, dir: &Path, files: &[HostsFile]) -> anyhow::Result<()> {
+    for file in files {
+        let path = dir.join(file.relative_path());
+        if path.starts_with(top) {
+            crate::fsutil::refuse_links(top, &path)?;
+        }
+    }
     let foreign = foreign_files(dir, files);
     if foreign.is_empty() {
         return Ok(());
@@ -269,7 +273,7 @@ mod tests {
         );
         assert!(foreign_files(&dir, &files[..1]).is_empty());
 
-        write_files(&dir, &files[..1]).unwrap();
+        write_files(&top, &dir, &files[..1]).unwrap();
         assert_eq!(ours_in(&dir).unwrap(), ["quay.io"]);
         assert!(
             foreign_files(&dir, &files[..1]).is_empty(),
@@ -283,7 +287,7 @@ mod tests {
         );
 
         std::fs::remove_dir_all(dir.join("ghcr.io")).unwrap();
-        write_files(&dir, &files[..1]).unwrap();
+        write_files(&top, &dir, &files[..1]).unwrap();
         remove_file(&dir, "quay.io", &top).unwrap();
         assert!(
             top.exists() && !top.join("etc").exists(),

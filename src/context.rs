@@ -59,6 +59,7 @@ impl Context {
             ui: &self.ui,
             ports: self.config.registries.iter().map(|r| r.port).collect(),
             dry_run: self.dry_run,
+            clients: self.config.clients.clone(),
         }
     }
 
@@ -92,7 +93,12 @@ impl Context {
             .map(|r| {
                 let mut spec = CacheSpec::new(&self.config, r, mode);
                 if let Some(source) = &r.credentials {
-                    spec.credentials = Some(credentials::resolve(source, &r.name)?);
+                    let (login, file) = credentials::resolve_from(source, &r.name)?;
+                    if let Some(warning) = file.as_deref().and_then(credentials::loose_mode) {
+                        self.ui.warn(&warning);
+                    }
+                    spec.credentials = Some(login);
+                    spec.login_key = crate::login_key::this_install()?;
                 }
                 Ok(spec)
             })
@@ -114,7 +120,13 @@ impl Context {
                 let mut spec = CacheSpec::new(&self.config, r, Mode::Proxy);
                 if let Some(source) = &r.credentials {
                     match credentials::resolve(source, &r.name) {
-                        Ok(c) => spec.credentials = Some(c),
+                        Ok(c) => {
+                            spec.credentials = Some(c);
+                            match crate::login_key::this_install() {
+                                Ok(key) => spec.login_key = key,
+                                Err(e) => unknown.push((r.name.clone(), format!("{e:#}"))),
+                            }
+                        }
                         Err(e) => unknown.push((r.name.clone(), e.message)),
                     }
                 }

@@ -27,16 +27,18 @@ impl fmt::Debug for Credentials {
 
 impl Credentials {
     /// A short digest that changes when the credentials change, so the
-    /// container is recreated with new secrets. Salted with the registry so
-    /// the same password gives different values on different caches.
-    pub fn fingerprint(&self, registry: &str) -> String {
+    /// container is recreated with new secrets. Keyed with this install's
+    /// secret key (an HMAC), so a label shows nothing a guess can be checked
+    /// against; with the registry in it, the same password gives different
+    /// values on different caches.
+    pub fn fingerprint(&self, registry: &str, key: &[u8]) -> String {
         let parts = [
             "drcache-credentials",
             registry,
             &self.username,
             &self.password,
         ];
-        crate::digest::short_sha256(parts.join("\0").as_bytes())
+        crate::digest::hmac_sha256(key, parts.join("\0").as_bytes())[..16].to_string()
     }
 }
 
@@ -50,6 +52,34 @@ fn bad(message: String, hint: &str) -> Hinted {
 
 /// Read the credentials of `registry` from `source`.
 pub fn resolve(source: &CredentialSource, registry: &str) -> Result<Credentials, Hinted> {
+    resolve_from(source, registry).map(|(c, _)| c)
+}
+
+/// A warning when `path`, which holds a login, may be read by its group or
+/// by others.
+pub fn loose_mode(path: &Path) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let mode = std::fs::metadata(path).ok()?.mode() & 0o7777;
+    (mode & 0o044 != 0).then(|| {
+        format!(
+            "{} holds a registry login and may be read by {} (mode {mode:04o}): \
+             `chmod 600 {}`",
+            path.display(),
+            if mode & 0o004 != 0 {
+                "every user"
+            } else {
+                "its group"
+            },
+            path.display()
+        )
+    })
+}
+
+/// Like [`resolve`], with the file the login was read from, if any.
+pub fn resolve_from(
+    source: &CredentialSource,
+    registry: &str,
+) -> Result<(Credentials, Option<PathBuf>), Hinted> {
     match source {
         CredentialSource::Env { username, password } => {
             let read = |var: &str| {
@@ -60,13 +90,17 @@ pub fn resolve(source: &CredentialSource, registry: &str) -> Result<Credentials,
                     )
                 })
             };
-            Ok(Credentials {
-                username: read(username)?,
-                password: read(password)?,
-            })
+            Ok((
+                Credentials {
+                    username: read(username)?,
+                    password: read(password)?,
+                },
+                None,
+            ))
         }
         CredentialSource::File(path) => {
-            let text = std::fs::read_to_string(expand_home(path)).map_err(|e| {
+            let file = expand_home(path);
+            let text = std::fs::read_to_string(&file).map_err(|e| {
                 bad(
                     format!(
                         "{registry}: cannot read credentials_file {}: {e}",
@@ -75,7 +109,7 @@ pub fn resolve(source: &CredentialSource, registry: &str) -> Result<Credentials,
                     "create it with one line `username:password` (mode 600)",
                 )
             })?;
-            parse_credentials_line(&text).ok_or_else(|| {
+            let login = parse_credentials_line(&text).ok_or_else(|| {
                 bad(
                     format!(
                         "{registry}: credentials_file {} does not start with a `username:password` line",
@@ -83,7 +117,8 @@ pub fn resolve(source: &CredentialSource, registry: &str) -> Result<Credentials,
                     ),
                     "write one line `username:password`",
                 )
-            })
+            })?;
+            Ok((login, Some(file)))
         }
         CredentialSource::AuthFile => {
             let candidates = auth_file_candidates();
@@ -92,7 +127,7 @@ pub fn resolve(source: &CredentialSource, registry: &str) -> Result<Credentials,
                     continue;
                 };
                 if let Some(creds) = find_in_auth_json(&text, registry) {
-                    return Ok(creds);
+                    return Ok((creds, Some(path.clone())));
                 }
             }
             let searched: Vec<String> =
@@ -208,12 +243,46 @@ mod tests {
             password: "two".into(),
             ..a.clone()
         };
-        assert_ne!(a.fingerprint("docker.io"), b.fingerprint("docker.io"));
-        assert_ne!(a.fingerprint("docker.io"), a.fingerprint("quay.io"));
+        let k = b"key-one";
+        assert_ne!(a.fingerprint("docker.io", k), b.fingerprint("docker.io", k));
+        assert_ne!(a.fingerprint("docker.io", k), a.fingerprint("quay.io", k));
         assert_eq!(
-            a.fingerprint("docker.io"),
-            a.clone().fingerprint("docker.io")
+            a.fingerprint("docker.io", k),
+            a.clone().fingerprint("docker.io", k)
         );
+        // Another install's key: the same login gives another value.
+        assert_ne!(
+            a.fingerprint("docker.io", k),
+            a.fingerprint("docker.io", b"key-two")
+        );
+    }
+
+    #[test]
+    fn a_login_file_readable_by_others_is_named_with_its_mode() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("login");
+        std::fs::write(&file, "me:pw\n").unwrap();
+        let set =
+            |mode| std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode)).unwrap();
+        set(0o600);
+        assert_eq!(loose_mode(&file), None);
+        set(0o644);
+        assert_eq!(
+            loose_mode(&file).unwrap(),
+            format!(
+                "{} holds a registry login and may be read by every user (mode 0644): `chmod 600 {}`",
+                file.display(),
+                file.display()
+            )
+        );
+        set(0o640);
+        assert!(loose_mode(&file)
+            .unwrap()
+            .contains("by its group (mode 0640)"));
+        let (login, from) = resolve_from(&CredentialSource::File(file.clone()), "quay.io").unwrap();
+        assert_eq!(login.username, "me");
+        assert_eq!(from, Some(file));
     }
 
     #[test]

@@ -18,11 +18,15 @@ pub mod test_hooks {
     /// The effective user id to act as (`0`: root, privileged calls run
     /// directly; anything else: through sudo), so tests of both run as any user.
     const EUID: &str = "DRCACHE_TEST_EUID";
-    /// A directory standing for `/` where macOS tools are looked for.
+    /// A directory standing for `/` where macOS tools and the system
+    /// directories of privileged tools are looked for.
     const ROOT: &str = "DRCACHE_TEST_ROOT";
     /// `systemd`, `launchd` or `none`: the service manager autostart finds
     /// (else systemd when `/run/systemd/system` exists, launchd on macOS).
     const INIT: &str = "DRCACHE_TEST_INIT";
+    /// A uid whose files count as trusted like root's (fake privileged tools
+    /// in a test's temporary directory). Honoured by debug builds only.
+    const TRUSTED_UID: &str = "DRCACHE_TEST_TRUSTED_UID";
 
     fn non_empty(name: &str) -> Option<String> {
         std::env::var(name).ok().filter(|v| !v.is_empty())
@@ -42,6 +46,10 @@ pub mod test_hooks {
 
     pub fn init() -> Option<String> {
         non_empty(INIT)
+    }
+
+    pub fn trusted_uid() -> Option<u32> {
+        non_empty(TRUSTED_UID)?.parse().ok()
     }
 }
 

@@ -8,8 +8,8 @@
 //! a directory derived from the user id alone: the home directory of the
 //! password database, `~/.local/state/drcache`.
 
-use std::fs::{File, OpenOptions};
-use std::path::PathBuf;
+use std::fs::File;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _, Result};
 
@@ -67,27 +67,73 @@ pub fn state_dir() -> Result<PathBuf> {
     }
 }
 
-/// Create the state directory, private to the user.
+/// Create the state directory, private to the user: made 0700 when
+/// missing, and refused when it is a symbolic link, belongs to another user
+/// or may be written by others (a shared directory is never used).
 pub fn ensure_state_dir() -> Result<PathBuf> {
     use std::os::unix::fs::DirBuilderExt;
     let dir = state_dir()?;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(&dir)
-        .with_context(|| format!("cannot create drcache's state directory {}", dir.display()))?;
+    let cannot = || format!("cannot create drcache's state directory {}", dir.display());
+    if let Some(parent) = dir.parent() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(parent)
+            .with_context(cannot)?;
+    }
+    match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(e).with_context(cannot),
+    }
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    check_own_dir(&dir, unsafe { libc::geteuid() })?;
     Ok(dir)
+}
+
+/// `dir` must be a real directory of `uid` that nobody else may write.
+fn check_own_dir(dir: &Path, uid: u32) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::symlink_metadata(dir)
+        .with_context(|| format!("cannot read drcache's state directory {}", dir.display()))?;
+    let fix = format!("remove it, or set {STATE_DIR_ENV} to a directory of your own (mode 0700)");
+    if meta.file_type().is_symlink() {
+        bail!(
+            "drcache's state directory {} is a symbolic link; refusing to use it: {fix}",
+            dir.display()
+        );
+    }
+    if !meta.is_dir() {
+        bail!(
+            "drcache's state directory {} is not a directory: {fix}",
+            dir.display()
+        );
+    }
+    if meta.uid() != uid {
+        bail!(
+            "drcache's state directory {} belongs to uid {}, not to you (uid {uid}); \
+             refusing to use it: {fix}",
+            dir.display(),
+            meta.uid()
+        );
+    }
+    if meta.mode() & 0o022 != 0 {
+        bail!(
+            "drcache's state directory {} may be written by others (mode {:04o}); \
+             refusing to use it: `chmod 700 {}`",
+            dir.display(),
+            meta.mode() & 0o7777,
+            dir.display()
+        );
+    }
+    Ok(())
 }
 
 /// Take the lock for caches named with `prefix`, waiting for another run.
 pub fn acquire(prefix: &str, on_wait: impl FnOnce()) -> Result<RunLock> {
     let dir = ensure_state_dir()?;
     let path = dir.join(format!("{prefix}.lock"));
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
+    let file = crate::fsutil::open_no_follow(&path, 0o600)
         .with_context(|| format!("cannot open the lock file {}", path.display()))?;
     if file.try_lock().is_err() {
         on_wait();
@@ -100,6 +146,35 @@ pub fn acquire(prefix: &str, on_wait: impl FnOnce()) -> Result<RunLock> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_state_dir_that_is_a_link_or_anothers_or_open_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let me = unsafe { libc::geteuid() };
+        let dir = tmp.path().join("state");
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+        check_own_dir(&dir, me).unwrap();
+        let err = check_own_dir(&dir, me + 1).unwrap_err().to_string();
+        assert!(
+            err.contains(&format!("belongs to uid {me}, not to you (uid {})", me + 1)),
+            "{err}"
+        );
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let err = check_own_dir(&dir, me).unwrap_err().to_string();
+        assert!(
+            err.contains("may be written by others (mode 0777)"),
+            "{err}"
+        );
+        let link = tmp.path().join("link");
+        std::os::unix::fs::symlink(&dir, &link).unwrap();
+        let err = check_own_dir(&link, me).unwrap_err().to_string();
+        assert!(
+            err.contains("is a symbolic link; refusing to use it"),
+            "{err}"
+        );
+    }
 
     #[test]
     fn the_state_dir_ignores_the_session_environment() {

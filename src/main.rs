@@ -2,6 +2,7 @@
 
 mod cache;
 mod cli;
+mod clients;
 mod clock;
 mod cluster;
 mod commands;
@@ -13,6 +14,7 @@ mod digest;
 mod doctor;
 mod errors;
 mod exec;
+mod fsutil;
 #[cfg(test)]
 mod fuzz_tests;
 mod host;
@@ -22,12 +24,14 @@ mod interrupt;
 mod lock;
 #[cfg(test)]
 mod log_tests;
+mod login_key;
 mod metrics;
 mod minikube;
 mod netaddr;
 mod oci;
 mod parallel;
 mod podman;
+mod privileged;
 mod prune;
 mod reconcile;
 mod registry_http;

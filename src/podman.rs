@@ -27,6 +27,9 @@ pub struct Container {
     pub ports: Vec<PortMapping>,
     /// Unix seconds; 0 or negative when never started.
     pub started_at: i64,
+    /// The arguments after the image (a login cache's is its config secret).
+    #[serde(deserialize_with = "null_as_default")]
+    pub command: Vec<String>,
 }
 
 impl Container {
@@ -442,6 +445,15 @@ impl<'r> Podman<'r> {
                 .stdin_bytes(value.as_bytes().to_vec()),
         )
         .map(drop)
+    }
+
+    /// Remove a secret; one that is not there is no error.
+    pub fn remove_secret_if_present(&self, name: &str) -> Result<(), CommandError> {
+        match self.run(self.mutation().args(["secret", "rm", name])) {
+            Ok(_) => Ok(()),
+            Err(e) if e.stderr_tail.contains("no such secret") => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 
     /// Names of all podman secrets. 4.3 has no JSON format for this list.

@@ -257,6 +257,8 @@ pub struct Outcome {
     /// Another drcache run created the same container at the same moment,
     /// and this run took it as it was.
     pub adopted: bool,
+    /// The login secret the old container used was removed with it.
+    pub secret_removed: bool,
     /// The probe after the action; None under --dry-run.
     pub probe: Option<Probe>,
     /// Why the cache could not be brought up; typed until it is shown.
@@ -285,6 +287,7 @@ impl Outcome {
             "stays_offline": o.stays_offline,
             "volume_created": o.volume_created,
             "adopted": o.adopted,
+            "secret_removed": o.secret_removed,
             "ready": o.ready(),
             "error": o.error.as_ref().map(|e| format!("{e:#}")),
             "seconds": (o.elapsed.as_secs_f64() * 1000.0).round() / 1000.0,
@@ -404,6 +407,7 @@ pub fn apply(
         stays_offline: planned.stays_offline.clone(),
         volume_created: false,
         adopted: false,
+        secret_removed: false,
         probe: None,
         error: None,
         elapsed: Duration::ZERO,
@@ -536,6 +540,18 @@ fn converge(
             }
             if action == Action::Recreate {
                 podman.remove(std::slice::from_ref(&spec.container))?;
+                // The login was removed from the config (or the cache goes
+                // offline): its secret, the login in plain text in podman's
+                // store, goes with the container that used it.
+                let used_login = facts
+                    .container(&spec.container)
+                    .is_some_and(CacheSpec::container_used_login);
+                if used_login && spec.secrets().is_empty() {
+                    podman
+                        .remove_secret_if_present(&spec.config_secret_name())
+                        .context("cannot remove the login secret the cache no longer uses")?;
+                    outcome.secret_removed = true;
+                }
             }
             if !hostinfo::port_free_within(&spec.bind, spec.registry.port, PORT_RELEASE_GRACE) {
                 return Err(describe_failure(

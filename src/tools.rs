@@ -71,8 +71,8 @@ pub fn find(tool: &Tool) -> Result<PathBuf, Hinted> {
     find_with(tool, std::env::var_os(tool.env_var).map(PathBuf::from))
 }
 
-/// Like [`find`], but a tool that is simply not installed is `None`. An
-/// override that points at nothing is still an error: the user asked for it.
+/// Like [`find`], but a tool that is not installed is no error: None. An
+/// override that points at nothing still is (the user asked for it).
 pub fn find_installed(tool: &Tool) -> Result<Option<PathBuf>, Hinted> {
     let override_path = std::env::var_os(tool.env_var).filter(|p| !p.is_empty());
     let overridden = override_path.is_some();

@@ -10,6 +10,8 @@ mod support;
 mod autostart;
 #[path = "cli/configure_minikube.rs"]
 mod configure_minikube;
+#[path = "cli/no_follow.rs"]
+mod no_follow;
 #[path = "cli/observe.rs"]
 mod observe;
 #[path = "cli/podman_fake.rs"]

@@ -10,6 +10,8 @@ mod real;
 
 #[path = "e2e/autostart.rs"]
 mod autostart;
+#[path = "e2e/clients_filter.rs"]
+mod clients_filter;
 #[path = "e2e/containerd_pull.rs"]
 mod containerd_pull;
 #[path = "e2e/durability.rs"]
@@ -18,9 +20,13 @@ mod durability;
 mod lifecycle;
 #[path = "e2e/observe.rs"]
 mod observe;
+#[path = "e2e/privileged_tools.rs"]
+mod privileged_tools;
 #[path = "e2e/prune.rs"]
 mod prune;
 #[path = "e2e/resilience.rs"]
 mod resilience;
+#[path = "e2e/secrets.rs"]
+mod secrets;
 #[path = "e2e/setup_host_firewalld.rs"]
 mod setup_host_firewalld;

@@ -76,7 +76,11 @@ pub fn ssh_failure(e: &CommandError, profile: &str, machine: &str) -> String {
         .filter(|l| !l.is_empty())
         .collect();
     let stderr = lines[lines.len().saturating_sub(3)..].join("; ");
-    let mut text = format!("`minikube ssh -p {profile} -n {machine}` failed ({how})");
+    let mut text = format!(
+        "`minikube ssh -p {} -n {}` failed ({how})",
+        crate::ui::quoted_name(profile),
+        crate::ui::quoted_name(machine)
+    );
     if !stderr.is_empty() {
         text += &format!(": {stderr}");
     }

@@ -139,6 +139,24 @@ fn node_rows(
         Kind::Info,
         sync_summary(sync, files.len(), op),
     )];
+    if !sync.links.is_empty() {
+        rows.push(Row {
+            fix: Some(
+                "look at these links on the node (`minikube ssh`): drcache does not write or \
+                 remove through symbolic links; replace them with real directories or files"
+                    .into(),
+            ),
+            ..Row::new(
+                profile,
+                node,
+                Kind::Failed,
+                format!(
+                    "refused to follow the symbolic link {}",
+                    sync.links.join(", ")
+                ),
+            )
+        });
+    }
     match sync.config_path.as_deref() {
         Some("mirrors") => rows.push(Row {
             fix: Some("recreate the cluster with minikube 1.27 or newer".into()),

@@ -51,8 +51,10 @@ pub fn select_profiles<'a>(
             out.push((p, decide(p)));
         } else if list.invalid.iter().any(|p| &p.name == name) {
             return Err(UsageError(format!(
-                "minikube profile {name:?} is invalid (minikube cannot load it); \
-                 fix or delete it: `minikube delete -p {name}`"
+                "minikube profile {} is invalid (minikube cannot load it); \
+                 fix or delete it: `minikube delete -p {}`",
+                crate::ui::escape_control(&format!("{name:?}")),
+                crate::ui::quoted_name(name)
             )));
         } else {
             let known: Vec<&str> = list.valid.iter().map(|p| p.name.as_str()).collect();

@@ -89,7 +89,7 @@ pub fn wire(env: &WireEnv, profile_names: &[String], op: Op) -> Result<Wiring> {
     })?;
     let certs_d = minikube::file_sync_certs_d(&home);
     if op == Op::Configure {
-        containerd::refuse_foreign(&certs_d, &files)?;
+        containerd::refuse_foreign(&home.join("files"), &certs_d, &files)?;
     }
     // Everything that can refuse does so before anything changes.
     let mk = Minikube::new(tools::find(&tools::MINIKUBE)?, env.runner);
@@ -142,7 +142,7 @@ fn sync_file_sync_dir(
             containerd::remove_file(certs_d, registry, &home.join("files"))
                 .with_context(context)?;
         }
-        containerd::write_files(certs_d, files).with_context(context)?;
+        containerd::write_files(&home.join("files"), certs_d, files).with_context(context)?;
     }
     Ok((files.iter().map(|f| f.registry.clone()).collect(), stale))
 }

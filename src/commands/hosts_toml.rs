@@ -20,7 +20,7 @@ pub fn run(ctx: &Context, args: &HostsTomlArgs) -> Result<ExitStatus> {
         }
         return Ok(ExitStatus::Success);
     };
-    containerd::refuse_foreign(dir, &files)?;
+    containerd::refuse_foreign(dir, dir, &files)?;
     if ctx.dry_run {
         for f in &files {
             ctx.ui.info(&format!(
@@ -29,7 +29,7 @@ pub fn run(ctx: &Context, args: &HostsTomlArgs) -> Result<ExitStatus> {
             ));
         }
     } else {
-        let written = containerd::write_files(dir, &files)
+        let written = containerd::write_files(dir, dir, &files)
             .with_context(|| format!("cannot write hosts.toml files under {}", dir.display()))?;
         for path in written {
             ctx.ui.info(&format!("wrote {}", path.display()));

@@ -39,6 +39,14 @@ fn start(ctx: &Context, args: &StartArgs) -> Result<(ExitStatus, String)> {
         Mode::Proxy
     };
     let specs = ctx.start_specs(&args.select.registries, mode)?;
+    let with_login: Vec<&str> = specs
+        .iter()
+        .filter(|s| s.credentials.is_some() && s.mode == Mode::Proxy)
+        .map(|s| s.registry.name.as_str())
+        .collect();
+    if let Some(warning) = crate::host::nft::start_check(&ctx.config, &with_login)? {
+        ctx.ui.warn(&warning);
+    }
     let podman = ctx.podman()?;
     let _lock = lock::acquire(&ctx.config.prefix, || {
         ctx.ui.info("waiting for another drcache run to finish...")
@@ -138,6 +146,9 @@ fn describe(ctx: &Context, o: &Outcome) -> String {
     if o.volume_created {
         details.push("new volume".into());
     }
+    if o.secret_removed {
+        details.push("login secret removed".into());
+    }
     if o.adopted {
         details.push("made by another drcache run at the same moment".into());
     }
@@ -210,7 +221,7 @@ fn warn_once_about_credentials(ctx: &Context, spec: &CacheSpec) {
         return;
     };
     let marker = dir.join(format!("{}.credentials-warned", spec.container));
-    if marker.exists() {
+    if std::fs::symlink_metadata(&marker).is_ok() {
         return;
     }
     let reach = if spec.bind.is_empty() {
@@ -224,6 +235,6 @@ fn warn_once_about_credentials(ctx: &Context, spec: &CacheSpec) {
         spec.registry.name, spec.registry.port
     ));
     if !ctx.dry_run {
-        let _ = std::fs::write(marker, "");
+        let _ = crate::fsutil::open_no_follow(&marker, 0o600);
     }
 }

@@ -17,7 +17,24 @@ pub fn checks(inputs: &Inputs) -> Vec<Check> {
             Check::fail(name, format!("cannot check: {message}"), fix.clone())
         }
     };
-    vec![check]
+    let name = "reachable from other networks";
+    let exposure = match &inputs.exposure {
+        None => Check::pass(name, "no: only the configured clients reach the caches"),
+        Some((interfaces, why)) => Check::fail(
+            name,
+            format!(
+                "yes, on {}: {why}",
+                if interfaces.is_empty() {
+                    "every interface".to_string()
+                } else {
+                    interfaces.join(", ")
+                }
+            ),
+            "run `drcache setup-host` where nftables is installed, or set `bind` to a \
+             loopback address, or `clients = [\"*\"]` to allow every network on purpose",
+        ),
+    };
+    vec![check, exposure]
 }
 
 #[cfg(test)]
@@ -53,5 +70,19 @@ mod tests {
             (c.detail.as_str(), c.fix.as_deref()),
             ("cannot check: sudo refused", Some("run as root"))
         );
+    }
+
+    #[test]
+    fn reachable_from_other_networks_names_the_interfaces() {
+        let mut i = inputs(vec![], vec![]);
+        assert!(checks(&i)[1].ok);
+        i.exposure = Some((
+            vec!["eth0".into(), "wlan0".into()],
+            "nft is not installed".into(),
+        ));
+        let c = &checks(&i)[1];
+        assert_eq!(c.name, "reachable from other networks");
+        assert!(!c.ok);
+        assert_eq!(c.detail, "yes, on eth0, wlan0: nft is not installed");
     }
 }

@@ -64,6 +64,7 @@ pub fn gather(
         upstreams: Vec::new(),
         ports_taken: Vec::new(),
         firewall: None,
+        exposure: None,
         minikube: None,
         autostart: None,
         podman_path,
@@ -76,6 +77,7 @@ pub fn gather(
             crate::clock::unix_now(),
         )
     });
+    inputs.exposure = exposure(ctx, os, inputs.firewall.as_ref());
     inputs.minikube = minikube_facts(ctx, &inputs.specs);
     let Ok(path) = inputs.podman_path.clone() else {
         return inputs;
@@ -174,6 +176,32 @@ pub fn gather(
             .collect();
     }
     inputs
+}
+
+/// The interfaces beyond `clients` that reach the caches, and why.
+fn exposure(
+    ctx: &Context,
+    os: HostOs,
+    firewall: Option<&Result<FirewallFacts, (String, String)>>,
+) -> Option<(Vec<String>, String)> {
+    use crate::host::nft::{enforcement, Enforcement, TABLE};
+    let config = &ctx.config;
+    let why = match enforcement(&config.bind, &config.clients, os) {
+        Enforcement::NotNeeded => return None,
+        Enforcement::Impossible(why) => why,
+        Enforcement::Possible => {
+            let missing = match firewall {
+                Some(Ok(facts)) => facts.missing.iter().any(|m| m.contains(TABLE)),
+                _ => false,
+            };
+            if !missing {
+                return None;
+            }
+            format!("the nftables table {TABLE} is not in place (`drcache setup-host`)")
+        }
+    };
+    let others = crate::clients::others(&config.clients, &crate::clients::interfaces());
+    Some((others, why))
 }
 
 /// `setup-host --check` with its default zone.

@@ -109,7 +109,10 @@ fn node_checks(
             return vec![Check::fail(
                 format!("minikube {}", profile.name),
                 format!("cannot read its status: {e}"),
-                format!("check `minikube status -p {}`", profile.name),
+                format!(
+                    "check `minikube status -p {}`",
+                    crate::ui::quoted_name(&profile.name)
+                ),
             )]
         }
     };
@@ -131,7 +134,8 @@ fn node_checks(
                         failure.clone(),
                         format!(
                             "check `minikube ssh -p {} -n {}`",
-                            profile.name, node.machine
+                            crate::ui::quoted_name(&profile.name),
+                            crate::ui::quoted_name(&node.machine)
                         ),
                     )
                 }

@@ -120,6 +120,9 @@ pub struct Inputs {
     /// `setup-host --check` in the default zone: its summary, or the missing
     /// pieces, or why it could not run (with a fix). None where not checked.
     pub firewall: Option<Result<FirewallFacts, (String, String)>>,
+    /// When the caches are open to networks `clients` does not name: those
+    /// interfaces and why no filter holds them. None when they are not.
+    pub exposure: Option<(Vec<String>, String)>,
     /// The minikube side; None when minikube is not installed.
     pub minikube: Option<MinikubeFacts>,
     /// Where autostart stands and the time it was read at; None where not checked.

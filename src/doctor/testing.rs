@@ -69,6 +69,7 @@ pub fn inputs(containers: Vec<Container>, probes: Vec<(String, Probe)>) -> Input
         upstreams: vec![],
         ports_taken: vec![],
         firewall: None,
+        exposure: None,
         minikube: None,
         autostart: None,
     }

@@ -17,6 +17,7 @@ use indoc::formatdoc;
 use super::{HostEnv, Mode, Options, Os, Privilege, Progress, Report, State};
 use crate::errors::{exit, Hinted};
 use crate::exec::{Cmd, CommandError, Runner};
+use crate::privileged;
 use crate::tools;
 
 pub const SERVICE: &str = "registry-cache";
@@ -418,12 +419,16 @@ fn unknown_zone(zone: &str, zones: &[String]) -> Hinted {
 
 pub fn run(env: &HostEnv, opts: &Options) -> Result<Report> {
     let mut report = Report::new(Os::Linux, opts.mode);
-    let Some(program) = tools::find_installed(&tools::FIREWALL_CMD)? else {
+    // Changes run it as root: only a firewall-cmd root owns will do.
+    let Some(program) = privileged::find_installed(&tools::FIREWALL_CMD)? else {
         return Ok(report.finish(
             State::NotNeeded,
-            "firewalld is not installed (no firewall-cmd on PATH): no firewall rule is needed",
+            "firewalld is not installed (no firewall-cmd in the system directories): \
+             no firewall rule is needed",
         ));
     };
+    env.ui
+        .detail(&format!("firewall-cmd: {}", program.display()));
     let fw = Firewalld {
         program,
         runner: env.runner,

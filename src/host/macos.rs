@@ -264,9 +264,26 @@ fn query(runner: &Runner, socketfilterfw: &Path, app: &Path) -> Result<AppState>
 
 pub fn run(env: &HostEnv, opts: &Options) -> Result<Report> {
     let mut report = Report::new(Os::Macos, opts.mode);
-    let socketfilterfw = tools::find(&tools::SOCKETFILTERFW)?;
-    let gvproxy = find_gvproxy(&Lookup::from_env())?;
+    let socketfilterfw = crate::privileged::find(&tools::SOCKETFILTERFW)?;
+    env.ui
+        .detail(&format!("socketfilterfw: {}", socketfilterfw.display()));
+    let lookup = Lookup::from_env();
+    let gvproxy = find_gvproxy(&lookup)?;
     let app = gvproxy.path.display().to_string();
+    if let Some(why) = crate::privileged::gvproxy_untrusted(&lookup.root, &gvproxy.path) {
+        return Err(Hinted {
+            message: format!(
+                "refusing to let {app} through the application firewall: {why}; another \
+                 program of yours could have put it there"
+            ),
+            hint: "gvproxy must be owned by root (podman's installer) or by the owner of \
+                   Homebrew's prefix (`brew install podman`), in directories nobody else may \
+                   write: reinstall podman"
+                .into(),
+            code: exit::FAILURE,
+        }
+        .into());
+    }
     if gvproxy.found == gvproxy.path {
         env.ui.info(&format!("gvproxy: {app} ({})", gvproxy.why));
     } else {
@@ -359,7 +376,7 @@ fn unblock(app: &str) -> (&'static str, String, String) {
 
 /// For `drcache start`: why cluster VMs may not reach the caches, if so.
 pub fn start_warning(runner: &Runner) -> Option<String> {
-    let socketfilterfw = tools::find(&tools::SOCKETFILTERFW).ok()?;
+    let socketfilterfw = crate::privileged::find(&tools::SOCKETFILTERFW).ok()?;
     let gvproxy = match find_gvproxy(&Lookup::from_env()) {
         Ok(g) => g,
         Err(e) => {

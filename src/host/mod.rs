@@ -5,6 +5,7 @@
 pub mod autostart;
 pub mod linux;
 pub mod macos;
+pub mod nft;
 
 use std::cell::OnceCell;
 use std::path::PathBuf;
@@ -25,6 +26,8 @@ pub struct HostEnv<'a> {
     pub ui: &'a Ui,
     pub ports: Vec<u16>,
     pub dry_run: bool,
+    /// Who may reach the caches (the config's `clients`).
+    pub clients: Vec<crate::clients::Client>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -154,8 +157,43 @@ impl Report {
 /// Set up, check or undo what the host's firewall needs.
 pub fn run(env: &HostEnv, opts: &Options) -> Result<Report> {
     match host_os()? {
-        Os::Linux => linux::run(env, opts),
+        Os::Linux => {
+            let mut report = linux::run(env, opts)?;
+            let filter = nft::run(env, opts.mode, &mut report)?;
+            Ok(combine(report, filter))
+        }
         Os::Macos => macos::run(env, opts),
+    }
+}
+
+/// The firewalld report with the state of the nftables filter folded in.
+fn combine(report: Report, filter: State) -> Report {
+    use State::*;
+    let state = match (report.state, filter) {
+        (Missing, _) | (_, Missing) => Missing,
+        (WouldChange, _) | (_, WouldChange) => WouldChange,
+        (Changed, _) | (_, Changed) => Changed,
+        (NotNeeded, NotNeeded) => NotNeeded,
+        _ => Done,
+    };
+    let undo = report.mode == Mode::Undo;
+    let filter_line = match filter {
+        NotNeeded => None,
+        Missing => Some("the client filter is not in place"),
+        Changed if undo => Some("client filter removed"),
+        Changed => Some("client filter updated"),
+        WouldChange => Some("the client filter would be updated"),
+        Done if undo => Some("no client filter to remove"),
+        Done => Some("client filter in place"),
+    };
+    let summary = match filter_line {
+        Some(line) => format!("{}; {line}", report.summary),
+        None => report.summary.clone(),
+    };
+    Report {
+        state,
+        summary,
+        ..report
     }
 }
 
@@ -205,7 +243,7 @@ impl Privilege {
         if let Some(sudo) = self.sudo.get() {
             return Ok(cmd.via_sudo(sudo));
         }
-        let sudo = match tools::find(&tools::SUDO) {
+        let sudo = match crate::privileged::find(&tools::SUDO) {
             Ok(path) => path,
             // A dry run only shows the command line.
             Err(_) if self.dry_run => PathBuf::from("sudo"),

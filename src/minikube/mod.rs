@@ -206,8 +206,13 @@ impl<'r> Minikube<'r> {
             .args(["status", "-p", profile, "-o", "json"])
             .accept(&[1, 2, 3, 4, 5, 6, 7]);
         let out = self.runner.run(&cmd)?;
-        parse_status(&out.stdout)
-            .with_context(|| format!("`minikube status -p {profile}` exited with {}", out.code))
+        parse_status(&out.stdout).with_context(|| {
+            format!(
+                "`minikube status -p {}` exited with {}",
+                crate::ui::quoted_name(profile),
+                out.code
+            )
+        })
     }
 
     /// Run `script` on a node. `minikube ssh` does not forward stdin, so the

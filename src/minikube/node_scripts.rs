@@ -10,13 +10,19 @@ use crate::exec::quote_always;
 // are validated registry names and base64, quoted anyway. Results come back
 // as `drcache-<what> ...` lines on stdout.
 
+/// Refuse a registry whose directory or files on the node are symbolic
+/// links (or whose certs.d is one): nothing is written or removed through a
+/// link; the link is reported as `drcache-link PATH`.
+const SAFE: &str = "safe() { for p in \"$d\" \"$d/$1\" \"$d/$1/hosts.toml\" \"$d/$1/hosts.toml.tmp\" \
+    \"$d/$1/hosts.toml.drcache-orig\"; do if [ -L \"$p\" ]; then echo \"drcache-link $p\"; return 1; fi; done; }";
+
 /// Remove a registry's file; put back the file it replaced, if any.
-const DROP: &str = "drop() { sudo rm -f \"$d/$1/hosts.toml\"; \
+const DROP: &str = "drop() { safe \"$1\" || return 0; sudo rm -f \"$d/$1/hosts.toml\"; \
     if [ -f \"$d/$1/hosts.toml.drcache-orig\" ]; then sudo mv \"$d/$1/hosts.toml.drcache-orig\" \"$d/$1/hosts.toml\"; \
     else sudo rmdir \"$d/$1\" 2>/dev/null || true; fi; echo \"drcache-removed $1\"; }";
 
 /// Write a registry's file atomically; keep a file drcache did not write.
-const PUT: &str = "put() { f=\"$d/$1/hosts.toml\"; sudo mkdir -p \"$d/$1\"; \
+const PUT: &str = "put() { safe \"$1\" || return 0; f=\"$d/$1/hosts.toml\"; sudo mkdir -p \"$d/$1\"; \
     if [ -f \"$f\" ] && ! ours \"$f\"; then sudo mv \"$f\" \"$f.drcache-orig\"; fi; \
     echo \"$2\" | base64 -d | sudo tee \"$f.tmp\" >/dev/null; sudo mv \"$f.tmp\" \"$f\"; echo \"drcache-wrote $1\"; }";
 
@@ -56,6 +62,7 @@ pub fn sync_script(files: &[HostsFile], containerd_config: bool) -> String {
             "ours() {{ grep -qs {} \"$1\"; }}",
             quote_always(&format!("^{MARKER}"))
         ),
+        SAFE.to_string(),
         DROP.to_string(),
     ];
     if !files.is_empty() {
@@ -102,6 +109,8 @@ pub struct SyncReport {
     pub config_path: Option<String>,
     /// The script did not run (`--dry-run`).
     pub skipped: bool,
+    /// Symbolic links the script refused to write or remove through.
+    pub links: Vec<String>,
 }
 
 pub fn parse_sync(stdout: &str) -> SyncReport {
@@ -112,6 +121,10 @@ pub fn parse_sync(stdout: &str) -> SyncReport {
             (Some("drcache-wrote"), Some(r)) => report.wrote.push(r.to_string()),
             (Some("drcache-removed"), Some(r)) => report.removed.push(r.to_string()),
             (Some("drcache-config-path"), Some(s)) => report.config_path = Some(s.to_string()),
+            (Some("drcache-link"), Some(_)) => {
+                let path = line["drcache-link ".len()..].to_string();
+                report.links.push(path);
+            }
             _ => {}
         }
     }

@@ -331,6 +331,7 @@ fn restart_anyway(podman: &Podman, spec: &CacheSpec) -> Outcome {
         volume_created: false,
         adopted: false,
         stays_offline: None,
+        secret_removed: false,
         probe: None,
         error: None,
         elapsed: Duration::ZERO,

@@ -106,6 +106,13 @@ impl Ui {
         }
     }
 
+    /// A detail shown at `-v` only (e.g. the full path of a tool).
+    pub fn detail(&self, message: &str) {
+        if self.verbose {
+            eprintln!("{message}");
+        }
+    }
+
     /// A mutation that `--dry-run` did not run. Shown even with `-q`: it is the
     /// whole point of a dry run.
     pub fn dry_run(&self, command_line: &str) {
@@ -223,8 +230,40 @@ fn visible_width(cell: &str) -> usize {
     width
 }
 
+/// `text` with control characters written as escapes (`\u{1b}`), so that
+/// a name from another tool cannot move the cursor, recolor or hide lines.
+/// drcache's own color codes are added after this, never passed through it.
+pub fn escape_control(text: &str) -> String {
+    if !text.chars().any(char::is_control) {
+        return text.to_string();
+    }
+    text.chars()
+        .map(|c| match c {
+            '\t' => "\\t".to_string(),
+            '\n' => "\\n".to_string(),
+            '\r' => "\\r".to_string(),
+            c if c.is_control() => c.escape_unicode().to_string(),
+            c => c.to_string(),
+        })
+        .collect()
+}
+
+/// A name from another tool (a minikube profile or node) as it appears in
+/// a command line drcache suggests: shell-quoted where it needs it, its
+/// control characters escaped.
+pub fn quoted_name(name: &str) -> String {
+    escape_control(&crate::exec::shell_quote(name))
+}
+
 /// Lay rows out in aligned columns (the last column is not padded).
+/// Control characters in cells are escaped; color codes drcache added
+/// (ESC `[` ... `m`) are kept.
 pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|row| row.iter().map(|cell| escape_cell(cell)).collect())
+        .collect();
+    let rows = &rows;
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
     for row in rows {
         for (i, cell) in row.iter().enumerate() {
@@ -251,9 +290,56 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
+/// Escape control characters in a cell except drcache's own SGR color
+/// sequences (ESC `[` digits and `;` then `m`).
+fn escape_cell(cell: &str) -> String {
+    let mut out = String::new();
+    let mut rest = cell;
+    while let Some(i) = rest.find('\u{1b}') {
+        out.push_str(&escape_control(&rest[..i]));
+        let after = &rest[i + 1..];
+        let sgr_len = after.strip_prefix('[').and_then(|a| {
+            let n = a.find(|c: char| !(c.is_ascii_digit() || c == ';'))?;
+            (a[n..].starts_with('m')).then_some(n + 2)
+        });
+        match sgr_len {
+            Some(len) => {
+                out.push('\u{1b}');
+                out.push_str(&after[..len]);
+                rest = &after[len..];
+            }
+            None => {
+                out.push_str("\\u{1b}");
+                rest = after;
+            }
+        }
+    }
+    out.push_str(&escape_control(rest));
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tables_escape_control_characters_but_keep_drcaches_colors() {
+        let rows = vec![vec![
+            "evil\u{1b}]0;title\u{7}\u{1b}[2J".to_string(),
+            "\u{1b}[32mok\u{1b}[0m".to_string(),
+        ]];
+        let text = table(&["NAME", "STATE"], &rows);
+        assert!(!text.contains('\u{7}'), "{text:?}");
+        assert!(
+            text.contains("evil\\u{1b}]0;title\\u{7}\\u{1b}[2J"),
+            "{text:?}"
+        );
+        assert!(text.contains("\u{1b}[32mok\u{1b}[0m"), "{text:?}");
+        assert_eq!(escape_control("a\nb"), "a\\nb");
+        assert_eq!(quoted_name("dr1"), "dr1");
+        assert_eq!(quoted_name("a b"), "'a b'");
+        assert_eq!(quoted_name("x\u{1b}[31m"), "'x\\u{1b}[31m'");
+    }
 
     #[test]
     fn color_follows_flag_then_no_color_then_terminal() {

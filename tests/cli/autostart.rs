@@ -422,6 +422,15 @@ fn launchd_agent_is_written_and_bootstrapped_once() {
         )
         .install(&fake);
     let firewall_cmd = firewalld_not_running(&fake);
+    // As a user, setup-host also looks for its nftables table through sudo:
+    // a fake sudo running a fake nft that has none.
+    let sudo = fake.script("sudo", "exec \"$@\"");
+    let nft = FakeTool::new("nft")
+        .on(
+            &["list", "table", "inet", "drcache"],
+            Reply::fail(1, "Error: No such file or directory\n"),
+        )
+        .install(&fake);
     let home = fake.path().join("home");
     let drcache_mac = |args: &[&str]| {
         let mut cmd = drcache(None);
@@ -434,12 +443,15 @@ fn launchd_agent_is_written_and_bootstrapped_once() {
             .env("HOME", &home)
             .env("DRCACHE_STATE_DIR", fake.path().join("state"))
             .env("DRCACHE_LAUNCHCTL", &launchctl)
-            .env("DRCACHE_FIREWALL_CMD", &firewall_cmd);
+            .env("DRCACHE_FIREWALL_CMD", &firewall_cmd)
+            .env("DRCACHE_SUDO", &sudo)
+            .env("DRCACHE_NFT", &nft);
         cmd
     };
     let plist = home.join("Library/LaunchAgents/io.drcache.drtauto.plist");
     let config = fake.path().join("c.toml");
-    std::fs::write(&config, "prefix = \"drtauto\"\n").unwrap();
+    // Every network allowed: this test is about launchd, not the clients filter.
+    std::fs::write(&config, "prefix = \"drtauto\"\nclients = [\"*\"]\n").unwrap();
     let with_config = |args: &[&str]| {
         let mut cmd = drcache_mac(args);
         cmd.arg("--config").arg(&config);

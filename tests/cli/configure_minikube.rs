@@ -697,3 +697,60 @@ fn doctor_checks_the_file_sync_dir_and_every_running_node() {
     assert!(calls.iter().all(|c| !c.ends_with("<sync>")), "{calls:?}");
     assert!(calls.contains(&"minikube ssh -p dr2 -n dr2-m02 -- <check>".to_string()));
 }
+
+#[test]
+fn a_symlinked_directory_in_the_file_sync_tree_is_refused_and_not_written_through() {
+    let w = standard();
+    let outside = w.root().join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::create_dir_all(w.file_sync()).unwrap();
+    std::os::unix::fs::symlink(&outside, w.file_sync().join("quay.io")).unwrap();
+    let r = w.drcache(&["configure"]).expect(1);
+    assert!(
+        r.stderr.contains(&format!(
+            "refusing to follow the symbolic link {} (to {})",
+            w.file_sync().join("quay.io").display(),
+            outside.display()
+        )),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0);
+    assert!(w.take_calls().is_empty(), "refused before any call");
+}
+
+#[test]
+fn node_scripts_neither_write_nor_remove_through_a_symlinked_registry_directory() {
+    let w = standard();
+    // On node dr1, certs.d/quay.io points elsewhere, at a file that looks
+    // like drcache's.
+    let elsewhere = w.root().join("elsewhere");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    let bait = "# Written by drcache\nserver = \"https://quay.io\"\n";
+    std::fs::write(elsewhere.join("hosts.toml"), bait).unwrap();
+    let link = w.node_certs("dr1").join("quay.io");
+    std::os::unix::fs::symlink(&elsewhere, &link).unwrap();
+
+    let r = w.drcache(&["configure"]);
+    assert_ne!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr.contains(&format!(
+            "dr1      dr1      -          refused to follow the symbolic link {}",
+            link.display()
+        )),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(read(&elsewhere.join("hosts.toml")), bait);
+    assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 1);
+    // The other nodes got their files.
+    assert!(w.node_certs("dr2").join("quay.io/hosts.toml").is_file());
+
+    w.drcache(&["unconfigure"]);
+    assert_eq!(read(&elsewhere.join("hosts.toml")), bait);
+    assert!(std::fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert!(!w.node_certs("dr2").join("quay.io").exists());
+}

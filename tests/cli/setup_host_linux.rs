@@ -113,7 +113,10 @@ impl Host {
             .env("DRCACHE_HOST_OS", "linux")
             .env("DRCACHE_TEST_EUID", "1000")
             .env("DRCACHE_FIREWALL_CMD", &self.firewall_cmd)
-            .env("DRCACHE_SUDO", self.fake.path().join("sudo"));
+            .env("DRCACHE_SUDO", self.fake.path().join("sudo"))
+            // No nft in the (empty) system directories: the firewalld part
+            // alone. The nftables filter is tested for real in tests/e2e.
+            .env("DRCACHE_TEST_ROOT", self.fake.path().join("no-system-dirs"));
         cmd
     }
 
@@ -434,15 +437,18 @@ fn firewalld_not_running_or_not_installed_needs_no_rule() {
         .iter()
         .all(|c| c == "firewall-cmd-stopped --state"));
 
-    // Not installed: no override and nothing on PATH.
+    // Not installed: no override and nothing in the system directories
+    // (under an empty test root), whatever PATH holds.
     let out = run(host
         .drcache(&["setup-host", "--check"])
         .env_remove("DRCACHE_FIREWALL_CMD")
-        .env("PATH", host.fake.path().join("empty")))
+        .env("DRCACHE_TEST_ROOT", host.fake.path().join("empty"))
+        .env("PATH", host.fake.path()))
     .expect(0);
     assert!(
         out.stderr.contains(
-            "firewalld is not installed (no firewall-cmd on PATH): no firewall rule is needed"
+            "firewalld is not installed (no firewall-cmd in the system directories): \
+             no firewall rule is needed"
         ),
         "{}",
         out.stderr
@@ -481,4 +487,159 @@ fn firewalld_that_failed_is_an_error_with_a_hint() {
         out.stderr
     );
     assert!(out.stderr.contains("hint: see firewalld's log"));
+}
+
+/// The nftables filter as a user: every nft call through sudo, the ruleset
+/// on nft's stdin, `--check` never asking for a password.
+#[test]
+fn the_clients_filter_goes_through_sudo_and_nft_reads_the_ruleset_on_stdin() {
+    let fake = FakeBin::new();
+    let d = fake.path().display().to_string();
+    let root_only = |body: String| {
+        Reply::script(format!(
+            "[ \"$FAKE_ROOT\" = 1 ] || {{ echo 'Error: Operation not permitted' >&2; exit 1; }}\n{body}"
+        ))
+    };
+    let nft = FakeTool::new("nft")
+        .on(
+            &["list", "table", "inet", "drcache"],
+            root_only(format!(
+                "[ -f '{d}/table' ] || {{ echo 'Error: No such file or directory' >&2; exit 1; }}\ncat '{d}/table'"
+            )),
+        )
+        .on(
+            &["-f", "-"],
+            root_only(format!("cat > '{d}/table'")),
+        )
+        .on(
+            &["delete", "table", "inet", "drcache"],
+            root_only(format!("rm '{d}/table'")),
+        )
+        .install(&fake);
+    let stopped = FakeTool::new("firewall-cmd")
+        .on(&["--state"], Reply::fail(252, "not running\n"))
+        .install(&fake);
+    FakeTool::new("sudo")
+        .on_prefix(&[nft.display().to_string()], Reply::script(SUDO))
+        .install(&fake);
+    let config = fake.path().join("config.toml");
+    fs::write(
+        &config,
+        "clients = [\"lo\", \"virbr*\", \"198.51.100.0/24\"]\n\
+         [[registry]]\nname = \"quay.io\"\nport = 5051\n[[registry]]\nname = \"ghcr.io\"\nport = 5054\n",
+    )
+    .unwrap();
+    let drc = |args: &[&str], euid: &str| {
+        let mut cmd = crate::support::drcache(Some(&config));
+        cmd.env_remove("FAKE_ROOT")
+            .args(args)
+            .env("DRCACHE_HOST_OS", "linux")
+            .env("DRCACHE_TEST_EUID", euid)
+            .env("DRCACHE_FIREWALL_CMD", &stopped)
+            .env("DRCACHE_NFT", &nft)
+            .env("DRCACHE_SUDO", fake.path().join("sudo"));
+        if euid == "0" {
+            cmd.env("FAKE_ROOT", "1");
+        }
+        run(&mut cmd)
+    };
+
+    // A user's --check cannot list the table and does not ask sudo.
+    let out = drc(&["setup-host", "--check"], "1000").expect(3);
+    assert!(
+        out.stderr.contains(
+            "missing: whether nftables table inet drcache is in place cannot be told without root"
+        ),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        fake.calls().iter().all(|c| c.starts_with("firewall-cmd")),
+        "{:?}",
+        fake.calls()
+    );
+    fake.clear_calls();
+
+    let out = drc(&["-v", "setup-host"], "1000").expect(0);
+    assert!(
+        out.stderr.contains(&format!("nft: {}", nft.display())),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains(
+            "let only lo virbr* 198.51.100.0/24 reach the cache ports (nftables table inet drcache)"
+        ),
+        "{}",
+        out.stderr
+    );
+    let table = fs::read_to_string(fake.path().join("table")).unwrap();
+    assert!(
+        table.starts_with("table inet drcache\ndelete table inet drcache\n"),
+        "{table}"
+    );
+    assert!(
+        table.contains("\t\ttcp dport != { 5051, 5054 } accept\n"),
+        "{table}"
+    );
+    assert!(
+        table.contains("\t\tip saddr 198.51.100.0/24 accept\n"),
+        "{table}"
+    );
+    let n = nft.display();
+    assert_eq!(
+        fake.calls(),
+        [
+            "firewall-cmd --state".to_string(),
+            format!("sudo {n} list table inet drcache"),
+            "nft list table inet drcache".to_string(),
+            format!("sudo {n} -f -"),
+            "nft -f -".to_string(),
+        ]
+    );
+    fake.clear_calls();
+
+    // As root: checked directly (no sudo), in place; a second setup changes nothing.
+    let out = drc(&["setup-host", "--check"], "0").expect(0);
+    assert!(
+        out.stderr.contains("client filter in place"),
+        "{}",
+        out.stderr
+    );
+    drc(&["setup-host"], "0").expect(0);
+    assert_eq!(
+        fake.calls(),
+        [
+            "firewall-cmd --state".to_string(),
+            "nft list table inet drcache".to_string(),
+            "firewall-cmd --state".to_string(),
+            "nft list table inet drcache".to_string(),
+        ]
+    );
+    fake.clear_calls();
+    // nft failing for another reason is an error, not "no table".
+    let out = {
+        let mut cmd = crate::support::drcache(Some(&config));
+        cmd.env_remove("FAKE_ROOT")
+            .args(["setup-host", "--check"])
+            .env("DRCACHE_HOST_OS", "linux")
+            .env("DRCACHE_TEST_EUID", "0")
+            .env("DRCACHE_FIREWALL_CMD", &stopped)
+            .env("DRCACHE_NFT", &nft);
+        run(&mut cmd).expect(1)
+    };
+    assert!(
+        out.stderr.contains("Error: Operation not permitted"),
+        "{}",
+        out.stderr
+    );
+    fake.clear_calls();
+
+    let out = drc(&["setup-host", "--undo"], "1000").expect(0);
+    assert!(
+        out.stderr.contains("deleted nftables table inet drcache"),
+        "{}",
+        out.stderr
+    );
+    assert!(!fake.path().join("table").exists());
 }

@@ -524,7 +524,59 @@ fn start_warns_when_gvproxy_is_not_allowed() {
     mac.set_state("permitted");
     let out = start(&mac);
     let out = out.expect(0);
-    assert!(!out.stderr.contains("warning:"), "{}", out.stderr);
+    assert!(
+        !out.stderr.contains("application firewall does not let"),
+        "{}",
+        out.stderr
+    );
+    // Said on every run: nothing holds the caches to their clients here.
+    assert!(
+        out.stderr
+            .contains("warning: the caches are reachable from other networks ("),
+        "{}",
+        out.stderr
+    );
+
+    // A login on such a cache needs the config's explicit opt-in.
+    let login = mac.fake.path().join("login");
+    fs::write(&login, "me:pw\n").unwrap();
+    fs::set_permissions(&login, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let with_login = mac.fake.path().join("login.toml");
+    let text = format!(
+        "[[registry]]\nname = \"quay.io\"\nport = 45951\ncredentials_file = \"{}\"\n",
+        login.display()
+    );
+    fs::write(&with_login, &text).unwrap();
+    let out = run(mac
+        .drcache(&["start", "--dry-run", "--config"])
+        .arg(&with_login))
+    .expect(2);
+    assert!(
+        out.stderr.contains(
+            "error: quay.io log in to their upstream, and their caches would be reachable from other networks"
+        ),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("allow_unfiltered_login = true"),
+        "{}",
+        out.stderr
+    );
+    fs::write(
+        &with_login,
+        format!("allow_unfiltered_login = true\n{text}"),
+    )
+    .unwrap();
+    let out = run(mac
+        .drcache(&["start", "--dry-run", "--config"])
+        .arg(&with_login))
+    .expect(0);
+    assert!(
+        out.stderr.contains("warning: the caches are reachable"),
+        "{}",
+        out.stderr
+    );
     assert!(!mac
         .calls()
         .iter()
@@ -546,5 +598,42 @@ fn start_on_linux_does_not_ask_socketfilterfw() {
         !mac.calls().iter().any(|c| c.starts_with("socketfilterfw")),
         "{:?}",
         mac.calls()
+    );
+}
+
+#[test]
+fn a_gvproxy_others_could_swap_is_not_let_through_the_firewall() {
+    use std::os::unix::fs::PermissionsExt;
+    let mut mac = Mac::new();
+    let gvproxy = mac.install_pkg();
+    let bin = gvproxy.parent().unwrap().to_path_buf();
+    // Its directory writable by every user: anyone could replace it.
+    fs::set_permissions(&bin, fs::Permissions::from_mode(0o777)).unwrap();
+    let out = mac.run(&["setup-host"]).expect(1);
+    assert!(
+        out.stderr.contains(&format!(
+            "refusing to let {} through the application firewall: {} is writable by others (mode 0777)",
+            real(&gvproxy),
+            bin.display()
+        )),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("reinstall podman"), "{}", out.stderr);
+    assert!(
+        !mac.calls()
+            .iter()
+            .any(|c| c.contains("--add") || c.contains("--unblock")),
+        "{:?}",
+        mac.calls()
+    );
+    fs::set_permissions(&bin, fs::Permissions::from_mode(0o755)).unwrap();
+    fs::set_permissions(&gvproxy, fs::Permissions::from_mode(0o757)).unwrap();
+    let out = mac.run(&["setup-host"]).expect(1);
+    assert!(
+        out.stderr
+            .contains("gvproxy is writable by others (mode 0757)"),
+        "{}",
+        out.stderr
     );
 }

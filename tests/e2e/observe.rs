@@ -549,7 +549,9 @@ fn doctor_passes_when_healthy_and_names_each_problem_when_broken() {
         prefix,
         &upstream.url(),
         &[("quay.io", 27401), ("docker.io", 27402), ("ghcr.io", 27403)],
-        "",
+        // Every network on purpose: this host's nftables do not decide the
+        // test (the clients filter has its own, tests/e2e/clients_filter.rs).
+        "clients = [\"*\"]",
         "",
     );
     run(drcache(Some(&config)).arg("start")).expect(0);
@@ -569,7 +571,10 @@ fn doctor_passes_when_healthy_and_names_each_problem_when_broken() {
     let report = json(&out);
     assert_eq!(report["ok"], true, "{report}");
     let checks = report["checks"].as_array().unwrap();
-    assert!(checks.iter().all(|c| c["ok"] == true && c["fix"].is_null()));
+    assert!(
+        checks.iter().all(|c| c["ok"] == true && c["fix"].is_null()),
+        "{report}"
+    );
     assert!(checks.iter().any(|c| c["name"] == "cache ghcr.io"));
     // The test image is registry 2.8: each cache gets the expiry note.
     let notes: Vec<&str> = checks

@@ -16,11 +16,21 @@ pub fn drcache(config: Option<&Path>) -> Command {
         .env("XDG_CONFIG_HOME", "/nonexistent-drcache-test")
         .env("DRCACHE_MINIKUBE", "/nonexistent-drcache-test/minikube")
         .env("DRCACHE_TEST_INIT", "none")
-        .env("NO_COLOR", "1");
+        .env("NO_COLOR", "1")
+        // Fake privileged tools live in the test user's temporary directories.
+        .env("DRCACHE_TEST_TRUSTED_UID", own_uid().to_string());
     if let Some(config) = config {
         cmd.arg("--config").arg(config);
     }
     cmd
+}
+
+/// The effective uid of the tests (the owner of `/proc/self`).
+pub fn own_uid() -> u32 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self")
+        .map(|m| m.uid())
+        .unwrap_or(0)
 }
 
 pub struct Run {
