@@ -499,8 +499,13 @@ pub fn fall_back_offline(
     outcome.mode = Mode::Offline;
     outcome.offline_reason = Some(reason);
     // A registry hanging on its upstream may ignore SIGTERM: no grace period.
+    // podman 4.3 refuses `rm --time 0` of a container that exits at that
+    // very moment ("could not be stopped ... state improper: stopped"): the
+    // panicking registry often does. A plain removal then works.
+    let names = std::slice::from_ref(&offline.container);
     let result = podman
-        .remove_now(std::slice::from_ref(&offline.container))
+        .remove_now(names)
+        .or_else(|_| podman.remove(names))
         .map_err(anyhow::Error::from)
         .and_then(|_| create(podman, &offline, outcome));
     match result {

@@ -129,6 +129,12 @@ fn only_the_configured_clients_reach_the_cache_once_setup_host_ran() {
     else {
         return;
     };
+    if !crate::real::root_available(
+        "only_the_configured_clients_reach_the_cache_once_setup_host_ran",
+        "network namespaces and an nftables table",
+    ) {
+        return;
+    }
     for tool in ["nft", "ip", "curl"] {
         if sh(&["sh", "-c", &format!("command -v {tool}")])
             .stdout

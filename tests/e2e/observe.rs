@@ -594,7 +594,7 @@ fn doctor_passes_when_healthy_and_names_each_problem_when_broken() {
         .contains("firewalld is not running"));
     let out = run(&mut doctor()).expect(0);
     assert!(
-        out.stderr.contains("all 11 checks passed"),
+        out.stderr.contains("all 12 checks passed"),
         "{}",
         out.stderr
     );
@@ -646,7 +646,7 @@ fn doctor_passes_when_healthy_and_names_each_problem_when_broken() {
         out.stderr
     );
     assert!(
-        out.stderr.contains("error: 3 of 11 checks failed"),
+        out.stderr.contains("error: 3 of 12 checks failed"),
         "{}",
         out.stderr
     );

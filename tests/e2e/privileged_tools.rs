@@ -40,8 +40,13 @@ fn chmod(path: &Path, mode: u32) {
 
 #[test]
 fn a_planted_path_executable_never_runs_as_root() {
-    let is_root = crate::support::own_uid() == 0;
-    if !is_root || Command::new("useradd").arg("--help").output().is_err() {
+    if !crate::real::root_available(
+        "a_planted_path_executable_never_runs_as_root",
+        "creating the test user drsecuser",
+    ) {
+        return;
+    }
+    if Command::new("useradd").arg("--help").output().is_err() {
         crate::real::missing(
             "a_planted_path_executable_never_runs_as_root",
             "root and useradd (to create the test user drsecuser)",
