@@ -90,6 +90,16 @@ pub enum State {
 }
 
 impl State {
+    /// Where a run that made `changes` (or, under `--dry-run`, would make
+    /// them) leaves the host.
+    pub fn after(changes: &[String], dry_run: bool) -> State {
+        match (changes.is_empty(), dry_run) {
+            (true, _) => State::Done,
+            (false, true) => State::WouldChange,
+            (false, false) => State::Changed,
+        }
+    }
+
     fn name(self) -> &'static str {
         match self {
             State::NotNeeded => "not-needed",

@@ -194,11 +194,7 @@ pub fn run(env: &HostEnv, mode: Mode, target: &Target, os: Os) -> Result<Report>
                 )?;
             }
             report.changes = progress.done;
-            let state = match (report.changes.is_empty(), env.dry_run) {
-                (true, _) => State::Done,
-                (false, true) => State::WouldChange,
-                (false, false) => State::Changed,
-            };
+            let state = State::after(&report.changes, env.dry_run);
             let summary = format!(
                 "autostart: {label} runs `{}` at login and every {} minutes",
                 super::display_line(&agent_line(&target.line)),
@@ -233,11 +229,7 @@ pub fn run(env: &HostEnv, mode: Mode, target: &Target, os: Os) -> Result<Report>
                 )?;
             }
             report.changes = progress.done;
-            let state = match (report.changes.is_empty(), env.dry_run) {
-                (true, _) => State::Done,
-                (false, true) => State::WouldChange,
-                (false, false) => State::Changed,
-            };
+            let state = State::after(&report.changes, env.dry_run);
             Ok(report.finish(state, "autostart is removed"))
         }
     }

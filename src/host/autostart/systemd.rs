@@ -288,11 +288,7 @@ pub fn run(env: &HostEnv, mode: Mode, target: &Target, os: Os, user: bool) -> Re
                 env.ui.info(&linger_note());
             }
             report.changes = progress.done;
-            let state = match (report.changes.is_empty(), env.dry_run) {
-                (true, _) => State::Done,
-                (false, true) => State::WouldChange,
-                (false, false) => State::Changed,
-            };
+            let state = State::after(&report.changes, env.dry_run);
             let summary = format!(
                 "autostart: {timer_name} runs `{}` at {} and every {} minutes",
                 super::display_line(&target.line),
@@ -336,11 +332,7 @@ pub fn run(env: &HostEnv, mode: Mode, target: &Target, os: Os, user: bool) -> Re
                 )?;
             }
             report.changes = progress.done;
-            let state = match (report.changes.is_empty(), env.dry_run) {
-                (true, _) => State::Done,
-                (false, true) => State::WouldChange,
-                (false, false) => State::Changed,
-            };
+            let state = State::after(&report.changes, env.dry_run);
             Ok(report.finish(state, "autostart is removed"))
         }
     }
