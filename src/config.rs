@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -494,16 +494,13 @@ pub fn check_upstream(url: &str) -> Result<(), String> {
         .or_else(|| url.strip_prefix("http://"))
         .ok_or_else(bad)?;
     let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
-    let (host, port) = match authority.rsplit_once(':') {
-        Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => (h, Some(p)),
-        _ => (authority, None),
+    let (host, port) = crate::netaddr::split_authority(authority).ok_or_else(bad)?;
+    // A bracketed host is an IPv6 address; an unbracketed one cannot be.
+    let host_ok = if authority.starts_with('[') {
+        host.parse::<Ipv6Addr>().is_ok()
+    } else {
+        is_dns_name(host) || host.parse::<Ipv4Addr>().is_ok()
     };
-    let host_ok = is_dns_name(host)
-        || host.parse::<IpAddr>().is_ok()
-        || host
-            .strip_prefix('[')
-            .and_then(|h| h.strip_suffix(']'))
-            .is_some_and(|h| h.parse::<IpAddr>().is_ok());
     let port_ok = port.is_none_or(|p| p.parse::<u16>().is_ok_and(|p| p > 0));
     let path_ok = path
         .chars()
@@ -849,6 +846,8 @@ mod tests {
             "http://host.containers.internal:15100",
             "http://127.0.0.1:1/v2",
             "http://[::1]:5000",
+            "http://[::1]",
+            "http://[fd00::1]/v2",
         ] {
             assert!(check_upstream(ok).is_ok(), "{ok}");
         }
@@ -858,6 +857,11 @@ mod tests {
             "https://a b",
             "https://x:99999",
             "https://x?y",
+            "http://::1",
+            "http://[::1",
+            "http://[::1]5000",
+            "http://[quay.io]",
+            "http://[::1]:0",
         ] {
             assert!(check_upstream(bad).is_err(), "{bad}");
         }

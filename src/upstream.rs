@@ -53,14 +53,11 @@ pub fn host_port(url: &str) -> Option<(String, u16)> {
         "https" => 443,
         _ => return None,
     };
-    let (host, port) = match authority.rsplit_once(':') {
-        Some((h, p)) if !h.ends_with(']') || authority.starts_with('[') => match p.parse() {
-            Ok(port) => (h, port),
-            Err(_) => (authority, default_port),
-        },
-        _ => (authority, default_port),
+    let (host, port) = crate::netaddr::split_authority(authority)?;
+    let port = match port {
+        Some(p) => p.parse().ok()?,
+        None => default_port,
     };
-    let host = host.trim_start_matches('[').trim_end_matches(']');
     let host = match host {
         "host.containers.internal" | "host.docker.internal" => "127.0.0.1",
         other => other,
@@ -147,6 +144,7 @@ mod tests {
         );
         assert_eq!(hp("http://10.0.0.1:5000").as_deref(), Some("10.0.0.1 5000"));
         assert_eq!(hp("http://[::1]:5000").as_deref(), Some("::1 5000"));
+        assert_eq!(hp("http://[::1]").as_deref(), Some("::1 80"));
         assert_eq!(
             hp("http://host.containers.internal:15100").as_deref(),
             Some("127.0.0.1 15100")
