@@ -507,7 +507,18 @@ pub fn fall_back_offline(
         .remove_now(names)
         .or_else(|_| podman.remove(names))
         .map_err(anyhow::Error::from)
-        .and_then(|_| create(podman, &offline, outcome));
+        .and_then(|_| {
+            // The removed container's conmon may hold the port a moment longer.
+            if hostinfo::port_free_within(&offline.bind, offline.registry.port, PORT_RELEASE_GRACE)
+            {
+                create(podman, &offline, outcome)
+            } else {
+                Err(anyhow!(
+                    "port {} is still in use after the proxy cache was removed",
+                    offline.registry.port
+                ))
+            }
+        });
     match result {
         Ok(()) => {
             outcome.probe = Some(registry_http::wait_ready(

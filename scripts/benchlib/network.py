@@ -495,13 +495,18 @@ class NetworkCase:
         self.upstream_proc.wait()
         run(self.dr("-q", "stop", config=self.net_config), env=self.dr_env)
         t0 = time.perf_counter()
-        p = run(self.dr("-q", "start", config=self.net_config), env=self.dr_env, check=False)
+        p = run(self.dr("start", config=self.net_config), env=self.dr_env, check=False)
         self.network["start_offline_s"] = time.perf_counter() - t0
         self.network["start_offline_rc"] = p.returncode
         status = json.loads(run(self.dr("--json", "status", config=self.net_config),
                                 env=self.dr_env, check=False).stdout or "{}")
-        self.network["offline_modes"] = sorted(
-            {str(c.get("mode")) for c in status.get("caches", [])})
+        modes = {str(c.get("registry")): str(c.get("mode")) for c in status.get("caches", [])}
+        self.network["offline_modes"] = sorted(set(modes.values()))
+        if p.returncode != 0 or set(modes.values()) != {"offline"}:
+            # What start said is the only account of why a cache is not offline.
+            log(f"  start with the upstream down exited {p.returncode}; cache modes: "
+                + ", ".join(f"{k}={v}" for k, v in sorted(modes.items())))
+            log("  its output:\n" + (p.stderr or "")[-4000:])
         self.measured("offline (upstream down)", self.certs_cache)
 
     # ---------------------------------------------------------------- report
