@@ -2,9 +2,12 @@
 """Usage: mutants-summary.py OUT MINUTES RC VERSION COMMIT FILE...
 
 For scripts/mutants: merge the outcomes of the run in OUT/mutants.out into
-OUT/results.json (the latest outcome of every mutant any run reached), then
-write the score per file and the surviving mutants into docs/testing.md,
-between the mutants:begin and mutants:end markers.
+docs/mutants.json (the latest outcome of every mutant any run reached; kept in
+the repository so that runs on different machines add up), then write the
+score per file and the surviving mutants into docs/testing.md, between the
+mutants:begin and mutants:end markers. A file's "carried" entry holds counts
+of runs whose per-mutant outcomes were not kept; any new run of the file
+replaces it.
 """
 import collections
 import json
@@ -13,18 +16,26 @@ import re
 import sys
 
 out, minutes, rc, version, commit, *files = sys.argv[1:]
-store_path = f"{out}/results.json"
+store_path = "docs/mutants.json"
 if os.path.exists(store_path):
     store = json.load(open(store_path))
 else:
-    store = {"mutants": {}, "runs": []}
+    store = {"mutants": {}, "runs": [], "carried": {}}
 run = json.load(open(f"{out}/mutants.out/outcomes.json"))
 seconds = []
+complete = rc not in ("124", "130")
 for o in run["outcomes"]:
     if o["scenario"] == "Baseline":
         continue
     m = o["scenario"]["Mutant"]
-    store["mutants"][m["name"]] = {"file": m["file"], "summary": o["summary"]}
+    store["carried"].pop(m["file"], None)
+    if complete:
+        # A whole run of a file replaces its older outcomes, whose line
+        # numbers may no longer exist.
+        store["mutants"] = {k: v for k, v in store["mutants"].items()
+                            if v["file"] != m["file"] or v.get("run") == len(store["runs"])}
+    store["mutants"][m["name"]] = {"file": m["file"], "summary": o["summary"],
+                                   "run": len(store["runs"])}
     seconds.append(sum(p["duration"] for p in o["phase_results"]))
 store["runs"].append({
     "commit": commit,
@@ -35,10 +46,14 @@ store["runs"].append({
     # timeout(1) exits 124; cargo-mutants interrupted by SIGINT, 130.
     "stopped_by_budget": rc in ("124", "130"),
 })
-json.dump(store, open(store_path, "w"), indent=1)
+json.dump(store, open(store_path, "w"), indent=1, sort_keys=True)
 
 per_file = collections.defaultdict(collections.Counter)
 survivors = []
+for f, c in store["carried"].items():
+    per_file[f].update({k: v for k, v in c.items() if k != "survivors"})
+    survivors += [f"- `{where}`: {what}" for where, _, what in
+                  (s.partition(": ") for s in c["survivors"])]
 for name, r in sorted(store["mutants"].items()):
     per_file[r["file"]][r["summary"]] += 1
     if r["summary"] == "MissedMutant":
