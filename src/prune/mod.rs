@@ -419,6 +419,45 @@ mod tests {
     }
 
     #[test]
+    fn a_digest_keeps_its_manifest_in_its_own_repository_only() {
+        // The same digest in another repository is another image.
+        let plan = plan(
+            &inventory(),
+            &keep(
+                &["quay.io/test/img:1", &format!("quay.io/test/img@{AMD}")],
+                Recent::NotAsked,
+            ),
+        );
+        assert!(plan
+            .deletes
+            .contains(&("other/app".to_string(), AMD.to_string())));
+    }
+
+    #[test]
+    fn reasons_read_as_the_report_shows_them() {
+        let shown: Vec<String> = [
+            Reason::Named,
+            Reason::Cluster("hub/hub".into()),
+            Reason::Recent,
+            Reason::LastPullUnknown,
+            Reason::SharesManifest,
+        ]
+        .iter()
+        .map(Reason::as_str)
+        .collect();
+        assert_eq!(
+            shown,
+            [
+                "named",
+                "in use on hub/hub",
+                "pulled recently",
+                "last pull unknown",
+                "shares its manifest with a kept image"
+            ]
+        );
+    }
+
+    #[test]
     fn recent_pulls_by_tag_or_digest_are_kept_unknown_keeps_all() {
         let seen: BTreeSet<(String, String)> = [
             ("test/img".to_string(), "2".to_string()),
