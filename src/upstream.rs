@@ -202,4 +202,29 @@ mod tests {
             Err(Silence::Dns("nothing.invalid".into()))
         );
     }
+
+    #[test]
+    fn a_full_accept_queue_times_out_and_an_unroutable_address_is_told_apart() {
+        use std::os::fd::AsRawFd;
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        // Linux lets listen() shrink the backlog: one connection fills the
+        // queue, and the kernel drops every later SYN (a silent upstream).
+        // SAFETY: a valid listening socket's descriptor.
+        assert_eq!(unsafe { libc::listen(listener.as_raw_fd(), 0) }, 0);
+        let _queued = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let limit = Duration::from_millis(300);
+        assert_eq!(
+            answers(&format!("http://127.0.0.1:{port}"), limit),
+            Err(Silence::Timeout(limit))
+        );
+        // The kernel refuses a TCP connect to the broadcast address at once
+        // (no packet leaves): neither refused nor a timeout.
+        match answers("http://255.255.255.255:5000", Duration::from_secs(2)) {
+            Err(Silence::Other(message)) => {
+                assert!(message.contains("unreachable"), "{message}")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
 }
