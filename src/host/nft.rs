@@ -296,4 +296,24 @@ mod tests {
         assert_ne!(tag, super::tag(&[5051], &clients), "ports change the tag");
         assert_ne!(tag, super::tag(&[5051, 5052], &clients[..1]), "clients too");
     }
+
+    #[test]
+    fn only_an_exposed_cache_with_limited_clients_needs_a_filter() {
+        use crate::hostinfo::HostOs;
+        let local: Vec<Client> = vec![crate::clients::parse("virbr*").unwrap()];
+        let any: Vec<Client> = vec![crate::clients::parse("*").unwrap()];
+        for os in [HostOs::Macos, HostOs::Other] {
+            assert_eq!(enforcement("127.0.0.1", &local, os), Enforcement::NotNeeded);
+            assert_eq!(enforcement("::1", &local, os), Enforcement::NotNeeded);
+            assert_eq!(enforcement("0.0.0.0", &any, os), Enforcement::NotNeeded);
+            assert!(matches!(
+                enforcement("0.0.0.0", &local, os),
+                Enforcement::Impossible(_)
+            ));
+            assert!(matches!(
+                enforcement("", &local, os),
+                Enforcement::Impossible(_)
+            ));
+        }
+    }
 }
