@@ -79,7 +79,7 @@ for f in sorted(per_file):
     total.update(per_file[f])
     rows.append(row(f"`{f}`", per_file[f]))
 runs = [
-    f"- {r['commit']}: {', '.join(os.path.basename(f) for f in r['files'])}: "
+    f"- {r['commit']}: {', '.join(f.removeprefix('src/') for f in r['files'])}: "
     f"{r['tested']} mutants in {r['minutes']} min "
     f"({r['mean_seconds']} s each to build and test)"
     + (", stopped by the time budget" if r["stopped_by_budget"] else "")
