@@ -23,19 +23,18 @@ else:
     store = {"mutants": {}, "runs": [], "carried": {}}
 run = json.load(open(f"{out}/mutants.out/outcomes.json"))
 seconds = []
-complete = rc not in ("124", "130")
-for o in run["outcomes"]:
-    if o["scenario"] == "Baseline":
-        continue
+tested = [o for o in run["outcomes"] if o["scenario"] != "Baseline"]
+this_run = collections.Counter(o["scenario"]["Mutant"]["file"] for o in tested)
+stored = collections.Counter(v["file"] for v in store["mutants"].values())
+# A run that tested at least as many of a file's mutants as are stored is a
+# whole run of it: it replaces the older outcomes, whose line numbers may no
+# longer exist. A smaller one (--iterate, a budget) adds to them.
+whole = {f for f, n in this_run.items() if n >= stored[f]}
+store["mutants"] = {k: v for k, v in store["mutants"].items() if v["file"] not in whole}
+for o in tested:
     m = o["scenario"]["Mutant"]
     store["carried"].pop(m["file"], None)
-    if complete:
-        # A whole run of a file replaces its older outcomes, whose line
-        # numbers may no longer exist.
-        store["mutants"] = {k: v for k, v in store["mutants"].items()
-                            if v["file"] != m["file"] or v.get("run") == len(store["runs"])}
-    store["mutants"][m["name"]] = {"file": m["file"], "summary": o["summary"],
-                                   "run": len(store["runs"])}
+    store["mutants"][m["name"]] = {"file": m["file"], "summary": o["summary"]}
     seconds.append(sum(p["duration"] for p in o["phase_results"]))
 store["runs"].append({
     "commit": commit,
