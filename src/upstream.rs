@@ -153,14 +153,25 @@ mod tests {
         assert_eq!(hp("quay.io"), None);
     }
 
-    #[test]
-    fn a_listener_that_answers_answers() {
+    /// A peer on a loopback port that accepts one connection, reads the
+    /// request and then does `then` with the connection.
+    fn serve_once(
+        then: impl FnOnce(TcpStream) + Send + 'static,
+    ) -> (u16, std::thread::JoinHandle<()>) {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let server = std::thread::spawn(move || {
             let (mut s, _) = listener.accept().unwrap();
             let mut buf = [0u8; 64];
             let _ = s.read(&mut buf);
+            then(s);
+        });
+        (port, server)
+    }
+
+    #[test]
+    fn a_listener_that_answers_answers() {
+        let (port, server) = serve_once(|mut s| {
             s.write_all(b"HTTP/1.0 401 Unauthorized\r\n\r\n").unwrap();
         });
         answers(&format!("http://127.0.0.1:{port}"), Duration::from_secs(2)).unwrap();
@@ -231,12 +242,7 @@ mod tests {
     #[test]
     fn a_peer_that_resets_the_connection_answers() {
         use std::os::fd::AsRawFd;
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let server = std::thread::spawn(move || {
-            let (mut s, _) = listener.accept().unwrap();
-            let mut buf = [0u8; 64];
-            let _ = s.read(&mut buf);
+        let (port, server) = serve_once(|s| {
             // A zero linger time makes close() send a reset.
             let linger = libc::linger {
                 l_onoff: 1,
