@@ -3,7 +3,7 @@
 use std::cell::{Cell, RefCell};
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, Context as _};
+use anyhow::{anyhow, bail, Context as _};
 use serde_json::json;
 
 use crate::cache::{CacheSpec, Mode, OfflineOrigin, LABEL_HASH, LABEL_MODE, LABEL_OFFLINE};
@@ -507,18 +507,7 @@ pub fn fall_back_offline(
         .remove_now(names)
         .or_else(|_| podman.remove(names))
         .map_err(anyhow::Error::from)
-        .and_then(|_| {
-            // The removed container's conmon may hold the port a moment longer.
-            if hostinfo::port_free_within(&offline.bind, offline.registry.port, PORT_RELEASE_GRACE)
-            {
-                create(podman, &offline, outcome)
-            } else {
-                Err(anyhow!(
-                    "port {} is still in use after the proxy cache was removed",
-                    offline.registry.port
-                ))
-            }
-        });
+        .and_then(|_| create(podman, &offline, outcome));
     match result {
         Ok(()) => {
             outcome.probe = Some(registry_http::wait_ready(
@@ -569,13 +558,6 @@ fn converge(
                     outcome.secret_removed = true;
                 }
             }
-            if !hostinfo::port_free_within(&spec.bind, spec.registry.port, PORT_RELEASE_GRACE) {
-                return Err(describe_failure(
-                    spec,
-                    facts,
-                    anyhow!("address already in use"),
-                ));
-            }
             create(podman, spec, outcome).map_err(|e| describe_failure(spec, facts, e))
         }
     }
@@ -586,6 +568,15 @@ fn converge(
 /// definition, and never removed. A container this run created but could
 /// not start is removed by its id, so nothing half-made is left.
 fn create(podman: &Podman, spec: &CacheSpec, outcome: &mut Outcome) -> anyhow::Result<()> {
+    // A container removed a moment ago (a recreate, the offline fallback)
+    // may still hold the port through its conmon.
+    if !hostinfo::port_free_within(&spec.bind, spec.registry.port, PORT_RELEASE_GRACE) {
+        bail!(
+            "port {} for {} is still in use: address already in use",
+            spec.registry.port,
+            spec.registry.name
+        );
+    }
     for (name, value) in spec.secret_values() {
         podman.replace_secret(&name, &value)?;
     }
